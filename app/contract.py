@@ -1,0 +1,344 @@
+"""The feature contract between training and serving.
+
+One schema for ``model_store/fusion/<version>/manifest.json``. Training writes it,
+the server reads it and refuses to start when its extractors would produce anything
+else. This module imports neither torch nor the web stack, so ``training/`` and
+``app/`` share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MANIFEST_SCHEMA_VERSION = 1
+
+PHQ8_ITEMS: tuple[str, ...] = (
+    "interest",
+    "mood",
+    "sleep",
+    "energy",
+    "appetite",
+    "self_worth",
+    "concentration",
+    "psychomotor",
+)
+MODALITIES: tuple[str, ...] = ("visual", "audio", "text")
+
+N_LANDMARKS = 68
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VisualSpec(_Strict):
+    """Per video frame, sampled at ``rate_hz``.
+
+    Channel layout: 68 iBUG landmarks as interleaved (x, y) in the normalised face
+    frame, two iris offsets (gaze proxy), head pose, validity flag. Invalid frames
+    (no face) are all zeros.
+    """
+
+    rate_hz: float = 10.0
+    landmark_layout: Literal["ibug68"] = "ibug68"
+    landmark_normalisation: Literal["eye_corners_v1"] = "eye_corners_v1"
+    # eye_corners_v1: origin at the midpoint of the outer eye corners (iBUG 36, 45),
+    # rotated so that 36 -> 45 points along +x (image y down), scaled so that
+    # |45 - 36| == 1. The removed in-plane angle is reported as roll.
+    gaze_proxy: Literal["iris_offset_v1"] = "iris_offset_v1"
+    # iris_offset_v1: per eye (36-39, then 42-45), the iris centre minus the midpoint
+    # of that eye's corners, in the normalised frame, divided by the eye's width.
+    pose_convention: Literal["zyx_radians_v1"] = "zyx_radians_v1"
+    # zyx_radians_v1: R = Rz(roll) @ Ry(yaw) @ Rx(pitch) maps the canonical face
+    # (x right, y down, z away from the camera) into camera space.
+    quality_fields: tuple[str, ...] = ("face_found_ratio", "face_confidence")
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        names: list[str] = []
+        for i in range(N_LANDMARKS):
+            names += [f"lm{i}_x", f"lm{i}_y"]
+        names += ["iris1_dx", "iris1_dy", "iris2_dx", "iris2_dy"]
+        names += ["yaw", "pitch", "roll", "valid"]
+        return tuple(names)
+
+    @property
+    def dim(self) -> int:
+        return len(self.channel_names)
+
+
+class AudioSpec(_Strict):
+    """Log-mel frames of the participant's speech, 16 kHz mono."""
+
+    sample_rate: int = 16000
+    n_mels: int = 80
+    n_fft: int = 2048
+    hop_length: int = 533
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    power_to_db_amin: float = 1e-10
+    normalisation: Literal["recording_band_zscore_v1"] = "recording_band_zscore_v1"
+    # recording_band_zscore_v1: each mel band minus its mean and divided by its
+    # standard deviation (+1e-5) over all frames of the recording.
+    quality_fields: tuple[str, ...] = ("speech_ratio", "snr")
+    snr_full_scale_db: float = 40.0
+
+    @property
+    def rate_hz(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def dim(self) -> int:
+        return self.n_mels
+
+
+class TextSpec(_Strict):
+    """One sentence embedding per participant utterance."""
+
+    encoder: str = "text_encoder"
+    encoder_version: int = 1
+    encoder_model_id: str = "sentence-transformers/all-MiniLM-L6-v2"
+    dim: int = 384
+    max_tokens: int = 256
+    max_utterances_per_window: int = 10
+    quality_fields: tuple[str, ...] = ("utterance_fill", "mean_words")
+    mean_words_full_scale: float = 20.0
+
+
+class WindowSpec(_Strict):
+    length_s: float = 60.0
+    overlap_s: float = 10.0
+
+    @property
+    def hop_s(self) -> float:
+        return self.length_s - self.overlap_s
+
+
+class FeatureSpec(_Strict):
+    visual: VisualSpec = VisualSpec()
+    audio: AudioSpec = AudioSpec()
+    text: TextSpec = TextSpec()
+    windows: WindowSpec = WindowSpec()
+
+    def frames_per_window(self, modality: str) -> int:
+        """Time steps of one window for a modality (text: utterance slots)."""
+        if modality == "visual":
+            return round(self.windows.length_s * self.visual.rate_hz)
+        if modality == "audio":
+            return round(self.windows.length_s * self.audio.rate_hz)
+        if modality == "text":
+            return self.text.max_utterances_per_window
+        raise ValueError(f"unknown modality {modality!r}")
+
+    def dim(self, modality: str) -> int:
+        return getattr(self, modality).dim
+
+    def n_quality(self) -> int:
+        counts = {len(getattr(self, m).quality_fields) for m in MODALITIES}
+        if len(counts) != 1:
+            raise ValueError("every modality must declare the same number of quality fields")
+        return counts.pop()
+
+
+class TensorSpec(_Strict):
+    name: str
+    dtype: Literal["float32", "int64"]
+    shape: tuple[int | str, ...]
+    meaning: str
+
+
+class OutputSemantics(_Strict):
+    items: tuple[str, ...] = PHQ8_ITEMS
+    item_min: float = 0.0
+    item_max: float = 3.0
+    n_bins: int = 32
+    total_min: float = 0.0
+    total_max: float = 24.0
+    cutoff: float = 10.0
+    modalities: tuple[str, ...] = MODALITIES
+    label_sigma: float = 0.25
+    # soft Gaussian labels of this width (score units) around the true item score
+
+    @property
+    def bin_centres(self) -> list[float]:
+        step = (self.item_max - self.item_min) / (self.n_bins - 1)
+        return [self.item_min + i * step for i in range(self.n_bins)]
+
+
+class Provenance(_Strict):
+    training_data: str
+    clinically_validated: bool
+    seed: int
+    trained_at: str
+    command: str
+    wall_time_s: float
+    corpus: dict[str, object] = Field(default_factory=dict)
+    metrics: dict[str, object] = Field(default_factory=dict)
+    notes: str = ""
+
+
+class NetworkConfig(_Strict):
+    """Sizes of the fusion network (training/network.py reads them back)."""
+
+    conv_channels: int = 64
+    lstm_hidden: int = 64
+    lstm_layers: int = 1
+    embed_dim: int = 128
+    head_hidden: int = 64
+    pool_visual: int = 3
+    pool_audio: int = 4
+    pool_text: int = 1
+    dropout: float = 0.1
+
+
+class FusionManifest(_Strict):
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+    name: str = "fusion"
+    version: int
+    model_file: str = "model.onnx"
+    sha256: str
+    opset: int
+    features: FeatureSpec
+    network: NetworkConfig
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    semantics: OutputSemantics
+    provenance: Provenance
+
+    @model_validator(mode="after")
+    def _check_io(self) -> FusionManifest:
+        expected = io_specs(self.features, self.semantics)
+        if self.inputs != expected[0]:
+            raise ValueError("inputs do not match the feature spec")
+        if self.outputs != expected[1]:
+            raise ValueError("outputs do not match the feature spec")
+        if len(self.sha256) != 64:
+            raise ValueError("sha256 must be 64 hex digits")
+        return self
+
+    @classmethod
+    def load(cls, path: Path) -> FusionManifest:
+        return cls.model_validate_json(Path(path).read_text())
+
+    def dump(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+
+
+def io_specs(
+    features: FeatureSpec, semantics: OutputSemantics
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """The ONNX graph's inputs and outputs implied by a feature spec."""
+    q = features.n_quality()
+    inputs = (
+        TensorSpec(
+            name="visual",
+            dtype="float32",
+            shape=("batch", "t_visual", features.visual.dim),
+            meaning="visual frames, channels as features.visual.channel_names",
+        ),
+        TensorSpec(
+            name="visual_mask",
+            dtype="float32",
+            shape=("batch", "t_visual"),
+            meaning="1 where a frame exists and a face was found",
+        ),
+        TensorSpec(
+            name="audio",
+            dtype="float32",
+            shape=("batch", "t_audio", features.audio.dim),
+            meaning="normalised log-mel frames",
+        ),
+        TensorSpec(
+            name="audio_mask",
+            dtype="float32",
+            shape=("batch", "t_audio"),
+            meaning="1 where a participant audio frame exists",
+        ),
+        TensorSpec(
+            name="text",
+            dtype="float32",
+            shape=("batch", "t_text", features.text.dim),
+            meaning="sentence embeddings, one per utterance",
+        ),
+        TensorSpec(name="text_mask", dtype="float32", shape=("batch", "t_text"), meaning="1 where an utterance exists"),
+        TensorSpec(
+            name="modality_mask",
+            dtype="float32",
+            shape=("batch", len(MODALITIES)),
+            meaning="1 where the modality is present, order " + ",".join(MODALITIES),
+        ),
+        TensorSpec(
+            name="quality",
+            dtype="float32",
+            shape=("batch", len(MODALITIES), q),
+            meaning="per-modality quality figures in [0, 1], fields per features.*.quality_fields",
+        ),
+    )
+    n_items, n_bins = len(semantics.items), semantics.n_bins
+    outputs = (
+        TensorSpec(
+            name="item_probs",
+            dtype="float32",
+            shape=("batch", n_items, n_bins),
+            meaning="per-item distribution over semantics.bin_centres",
+        ),
+        TensorSpec(
+            name="item_scores",
+            dtype="float32",
+            shape=("batch", n_items),
+            meaning="expected item score under item_probs",
+        ),
+        TensorSpec(
+            name="modality_weights",
+            dtype="float32",
+            shape=("batch", n_items, len(MODALITIES)),
+            meaning="per-item attention over modalities; 0 for absent ones",
+        ),
+        TensorSpec(
+            name="visual_time_weights",
+            dtype="float32",
+            shape=("batch", "t_visual_pooled"),
+            meaning="temporal attention over pooled visual steps",
+        ),
+        TensorSpec(
+            name="audio_time_weights",
+            dtype="float32",
+            shape=("batch", "t_audio_pooled"),
+            meaning="temporal attention over pooled audio steps",
+        ),
+        TensorSpec(
+            name="text_time_weights",
+            dtype="float32",
+            shape=("batch", "t_text_pooled"),
+            meaning="temporal attention over utterances",
+        ),
+    )
+    return inputs, outputs
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def severity_band(total: float) -> str:
+    """PHQ-8 severity band of a (possibly fractional) total, by rounding to an integer."""
+    score = math.floor(total + 0.5)
+    if score <= 4:
+        return "none"
+    if score <= 9:
+        return "mild"
+    if score <= 14:
+        return "moderate"
+    if score <= 19:
+        return "moderately_severe"
+    return "severe"

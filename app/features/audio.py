@@ -1,0 +1,149 @@
+"""Acoustic features: PyAV decoding, log-mel frames, quality figures (pure functions).
+
+The synthetic training corpus and the server both call ``audio_features``; the
+parameters come from ``app.contract.AudioSpec`` (the manifest), never from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.contract import AudioSpec
+
+SILENCE_DB = -100.0
+# frames this far above the recording's noise floor count as speech
+SPEECH_MARGIN_DB = 12.0
+# and never quieter than this far below the loudest frames
+SPEECH_RANGE_DB = 45.0
+
+
+class AudioDecodeError(ValueError):
+    """The file holds no decodable audio stream."""
+
+
+@dataclass(frozen=True)
+class AudioFeatures:
+    frames: np.ndarray  # (T, n_mels) float32, normalised per the spec
+    speech: np.ndarray  # (T,) bool, frame judged to hold speech
+    snr_db: float  # median speech-frame level over the noise floor
+    duration_s: float
+    level_dbfs: float  # RMS level of the kept signal
+
+    @property
+    def speech_ratio(self) -> float:
+        return float(self.speech.mean()) if self.speech.size else 0.0
+
+
+def decode_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
+    """First audio stream of any container PyAV reads, as float32 mono at ``sample_rate``."""
+    import av  # local: keeps the module importable for pure feature maths
+
+    chunks: list[np.ndarray] = []
+    limit = None if max_seconds is None else int(max_seconds * sample_rate)
+    got = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioDecodeError("no audio stream")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    got += chunks[-1].size
+                if limit is not None and got >= limit:
+                    break
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except AudioDecodeError:
+        raise
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+        raise AudioDecodeError(f"audio could not be decoded ({type(exc).__name__})") from exc
+    if not chunks:
+        raise AudioDecodeError("the audio stream holds no samples")
+    signal = np.concatenate(chunks).astype(np.float32, copy=False)
+    if limit is not None:
+        signal = signal[:limit]
+    if not np.isfinite(signal).all():
+        raise AudioDecodeError("the audio stream decodes to non-finite samples")
+    return signal
+
+
+def keep_segments(signal: np.ndarray, sample_rate: int, segments: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Concatenate the (start_s, end_s) spans of a signal, e.g. the participant's turns."""
+    parts = []
+    for start, end in sorted(segments):
+        a = max(0, round(start * sample_rate))
+        b = min(signal.shape[0], round(end * sample_rate))
+        if b > a:
+            parts.append(signal[a:b])
+    if not parts:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(parts)
+
+
+def mel_power_db(signal: np.ndarray, spec: AudioSpec) -> np.ndarray:
+    """(T, n_mels) log-mel power in dB (10 log10, amin from the spec), before normalisation."""
+    import librosa  # local: its first use pulls numba; only workers pay for it
+
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(signal, dtype=np.float32),
+        sr=spec.sample_rate,
+        n_fft=spec.n_fft,
+        hop_length=spec.hop_length,
+        n_mels=spec.n_mels,
+        fmin=spec.fmin,
+        fmax=spec.fmax,
+        power=2.0,
+    )
+    db = librosa.power_to_db(mel, ref=1.0, amin=spec.power_to_db_amin, top_db=None)
+    return db.T.astype(np.float32)
+
+
+def speech_frames(mel_db: np.ndarray) -> tuple[np.ndarray, float]:
+    """Energy voice activity per frame and the SNR estimate (dB) of the recording."""
+    if mel_db.shape[0] == 0:
+        return np.zeros(0, dtype=bool), 0.0
+    # frame level: mean mel power, back in dB
+    level = 10.0 * np.log10(np.mean(10.0 ** (mel_db.astype(np.float64) / 10.0), axis=1) + 1e-12)
+    floor = float(np.percentile(level, 10))
+    peak = float(np.percentile(level, 99))
+    threshold = max(floor + SPEECH_MARGIN_DB, peak - SPEECH_RANGE_DB)
+    speech = level > threshold
+    snr = float(np.median(level[speech]) - floor) if speech.any() else 0.0
+    return speech, snr
+
+
+def normalise_frames(mel_db: np.ndarray) -> np.ndarray:
+    """recording_band_zscore_v1."""
+    if mel_db.shape[0] == 0:
+        return mel_db.astype(np.float32)
+    mean = mel_db.mean(axis=0, keepdims=True)
+    std = mel_db.std(axis=0, keepdims=True)
+    return ((mel_db - mean) / (std + 1e-5)).astype(np.float32)
+
+
+def audio_features(signal: np.ndarray, spec: AudioSpec) -> AudioFeatures:
+    """Mono float signal at ``spec.sample_rate`` -> normalised frames + quality."""
+    signal = np.asarray(signal, dtype=np.float32)
+    mel_db = mel_power_db(signal, spec)
+    speech, snr = speech_frames(mel_db)
+    rms = float(np.sqrt(np.mean(np.square(signal, dtype=np.float64)))) if signal.size else 0.0
+    return AudioFeatures(
+        frames=normalise_frames(mel_db),
+        speech=speech,
+        snr_db=snr,
+        duration_s=signal.shape[0] / spec.sample_rate,
+        level_dbfs=20.0 * np.log10(rms + 1e-10),
+    )
+
+
+def window_quality(speech: np.ndarray, snr_db: float, spec: AudioSpec) -> np.ndarray:
+    """[speech_ratio, snr] of a window's frames, each in [0, 1]."""
+    speech = np.asarray(speech, dtype=bool)
+    ratio = float(speech.mean()) if speech.size else 0.0
+    return np.array([ratio, np.clip(snr_db / spec.snr_full_scale_db, 0.0, 1.0)], dtype=np.float32)

@@ -1,0 +1,30 @@
+"""Shared fixtures: the repository's model store and the shipped fusion model."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from app.contract import FusionManifest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_STORE = ROOT / "model_store"
+FUSION_DIR = MODEL_STORE / "fusion" / "1"
+TEXT_ENCODER_DIR = MODEL_STORE / "text_encoder" / "1"
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (install the `train` extra)")
+
+
+@pytest.fixture(scope="session")
+def fusion_manifest() -> FusionManifest:
+    return FusionManifest.load(FUSION_DIR / "manifest.json")
+
+
+@pytest.fixture(scope="session")
+def fusion_session(fusion_manifest: FusionManifest):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(FUSION_DIR / fusion_manifest.model_file), providers=["CPUExecutionProvider"])

@@ -1,0 +1,71 @@
+"""The PyTorch fusion network (build-only; skipped without torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import needs_torch
+
+pytestmark = needs_torch
+
+
+def test_masked_softmax_is_zero_where_masked_and_sums_to_one_elsewhere() -> None:
+    import torch
+
+    from training.network import masked_softmax
+
+    scores = torch.tensor([[5.0, -2.0, 40.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    w = masked_softmax(scores, mask, dim=1)
+    assert w[0, 2] == 0.0 and w[1, 0] == 0.0 and w[1, 2] == 0.0
+    assert float(w[0].sum()) == pytest.approx(1.0, abs=1e-5)
+    assert float(w[1, 1]) == pytest.approx(1.0, abs=1e-5)
+    assert float(w[2].sum()) == 0.0  # nothing present: no weight anywhere, no NaN
+
+
+def test_soft_labels_peak_at_the_true_score() -> None:
+    import torch
+
+    from app.contract import OutputSemantics
+    from training.network import soft_labels
+
+    sem = OutputSemantics()
+    centres = torch.tensor(sem.bin_centres)
+    labels = soft_labels(torch.tensor([[0, 1, 2, 3, 0, 1, 2, 3]]), sem, centres)
+    assert torch.allclose(labels.sum(-1), torch.ones(1, 8))
+    peaks = centres[labels.argmax(-1)]
+    assert torch.allclose(peaks[0], torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]).float(), atol=3 / 31 / 2)
+
+
+def test_a_fresh_network_exports_with_parity_on_every_subset(tmp_path) -> None:
+    from app.contract import FeatureSpec, NetworkConfig, OutputSemantics
+    from training.export import PARITY_TOLERANCE, export_onnx, parity
+    from training.network import FusionNet
+
+    features = FeatureSpec()
+    net = FusionNet(features, NetworkConfig(conv_channels=16, lstm_hidden=16, embed_dim=32), OutputSemantics())
+    path = tmp_path / "model.onnx"
+    export_onnx(net, features, path)
+    assert parity(net, path, features, trials=1, seed=5) <= PARITY_TOLERANCE
+
+
+def test_modality_dropout_keeps_at_least_one_present_modality() -> None:
+    import torch
+
+    from training.train import modality_dropout
+
+    batch = {
+        "visual": torch.ones(64, 4, 2), "visual_mask": torch.ones(64, 4),
+        "audio": torch.ones(64, 4, 2), "audio_mask": torch.ones(64, 4),
+        "text": torch.ones(64, 4, 2), "text_mask": torch.ones(64, 4),
+        "modality_mask": torch.ones(64, 3), "quality": torch.ones(64, 3, 2),
+    }
+    batch["modality_mask"][:, 0] = 0.0  # visual missing everywhere
+    modality_dropout(batch, 0.9, torch.Generator().manual_seed(0))
+    kept = batch["modality_mask"]
+    assert torch.all(kept.sum(1) >= 1) and torch.all(kept[:, 0] == 0)
+    for k, name in enumerate(("visual", "audio", "text")):
+        off = kept[:, k] == 0
+        assert torch.all(batch[name][off] == 0) and torch.all(batch[name + "_mask"][off] == 0)
+    assert np.isclose(float(kept[:, 1:].mean()), 0.55, atol=0.25)  # dropout really dropped some

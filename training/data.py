@@ -1,0 +1,93 @@
+"""Corpus sessions -> stacked model windows, plus the metrics both train and evaluate use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from app.contract import MODALITIES, FeatureSpec
+from app.windows import build_windows
+from training.synth.corpus import load_session, tracks
+
+# the large inputs stay float16 in memory; the model gets float32
+_HALF = ("visual", "audio", "text")
+
+
+@dataclass
+class WindowSet:
+    inputs: dict[str, np.ndarray]  # stacked, graph input names
+    coverage: np.ndarray  # (N,)
+    owner: np.ndarray  # (N,) participant row in ``items``
+    items: np.ndarray  # (P, 8)
+
+    @property
+    def size(self) -> int:
+        return int(self.coverage.shape[0])
+
+    def batch(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v[index].astype(np.float32) for k, v in self.inputs.items()}
+
+
+def load_windows(paths: list[Path], features: FeatureSpec) -> WindowSet:
+    parts: dict[str, list[np.ndarray]] = {}
+    coverage, owner, items = [], [], []
+    for row, path in enumerate(paths):
+        session = load_session(path)
+        visual, audio, text = tracks(session)
+        windows = build_windows(features, visual=visual, audio=audio, text=text)
+        for name, value in windows.inputs().items():
+            parts.setdefault(name, []).append(value.astype(np.float16) if name in _HALF else value)
+        coverage.append(windows.coverage)
+        owner.append(np.full(windows.size, row))
+        items.append(session["items"])
+    return WindowSet(
+        inputs={k: np.concatenate(v) for k, v in parts.items()},
+        coverage=np.concatenate(coverage),
+        owner=np.concatenate(owner),
+        items=np.stack(items),
+    )
+
+
+def modality_subsets() -> list[tuple[str, ...]]:
+    """Every non-empty subset of the modalities, largest first."""
+    subsets: list[tuple[str, ...]] = []
+    for size in range(len(MODALITIES), 0, -1):
+        subsets += list(combinations(MODALITIES, size))
+    return subsets
+
+
+def restrict(inputs: dict[str, np.ndarray], keep: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Inputs with the modalities outside ``keep`` removed, as the server sends an absent one."""
+    out = dict(inputs)
+    mask = out["modality_mask"].copy()
+    quality = out["quality"].copy()
+    for k, name in enumerate(MODALITIES):
+        if name not in keep:
+            out[name] = np.zeros_like(out[name])
+            out[name + "_mask"] = np.zeros_like(out[name + "_mask"])
+            mask[:, k] = 0.0
+            quality[:, k] = 0.0
+    out["modality_mask"] = mask
+    out["quality"] = quality
+    return out
+
+
+def regression_metrics(pred: np.ndarray, true: np.ndarray, cutoff: float) -> dict[str, float]:
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    err = pred - true
+    cov = np.mean((pred - pred.mean()) * (true - true.mean()))
+    ccc = 2 * cov / (pred.var() + true.var() + (pred.mean() - true.mean()) ** 2 + 1e-12)
+    p, t = pred >= cutoff, true >= cutoff
+    tp = float(np.sum(p & t))
+    precision = tp / max(float(p.sum()), 1.0)
+    recall = tp / max(float(t.sum()), 1.0)
+    f1 = 0.0 if tp == 0 else 2 * precision * recall / (precision + recall)
+    return {
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "ccc": float(ccc),
+        "f1": float(f1),
+    }

@@ -1,0 +1,132 @@
+"""Participant-level evaluation on held-out synthetic participants.
+
+``python -m training.evaluate --model model_store/fusion/1`` runs the exported model in
+ONNX Runtime (what the server runs) on a fresh held-out draw and prints MAE, RMSE, CCC
+and F1 at the cut-off for every modality subset, each next to the mean predictor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from app.contract import MODALITIES, FusionManifest, OutputSemantics
+from app.fusion.aggregate import aggregate
+from training.data import WindowSet, modality_subsets, regression_metrics, restrict
+
+RunFn = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+
+def predict_participants(
+    run: RunFn,
+    windows: WindowSet,
+    keep: tuple[str, ...],
+    semantics: OutputSemantics,
+    fallback: float,
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Predicted totals (P,), mean modality weights (P, M), and how many participants had
+    no usable window for this subset (they get ``fallback``, as an abstain would)."""
+    probs, weights = [], []
+    for start in range(0, windows.size, batch_size):
+        index = np.arange(start, min(start + batch_size, windows.size))
+        p, w = run(restrict(windows.batch(index), keep))
+        probs.append(p)
+        weights.append(w)
+    item_probs, modality_weights = np.concatenate(probs), np.concatenate(weights)
+    present = restrict(windows.batch(np.arange(windows.size)), keep)["modality_mask"].sum(axis=1) > 0
+    n = windows.items.shape[0]
+    totals = np.full(n, fallback)
+    mean_weights = np.zeros((n, len(MODALITIES)))
+    abstained = 0
+    for row in range(n):
+        mine = np.flatnonzero((windows.owner == row) & present)
+        if mine.size == 0:
+            abstained += 1
+            continue
+        agg = aggregate(item_probs[mine], modality_weights[mine], windows.coverage[mine], semantics)
+        totals[row] = agg.total
+        mean_weights[row] = agg.overall_modality_weights
+    return totals, mean_weights, abstained
+
+
+def evaluate(run: RunFn, windows: WindowSet, semantics: OutputSemantics, train_mean: float) -> dict:
+    """Metrics for every modality subset next to the mean predictor's."""
+    true = windows.items.sum(axis=1).astype(float)
+    baseline = regression_metrics(np.full_like(true, train_mean), true, semantics.cutoff)
+    report: dict = {"n_participants": int(true.size), "train_mean_total": float(train_mean), "subsets": {}}
+    for keep in modality_subsets():
+        totals, weights, abstained = predict_participants(run, windows, keep, semantics, train_mean)
+        metrics = regression_metrics(totals, true, semantics.cutoff)
+        report["subsets"]["+".join(keep)] = {
+            **metrics,
+            "baseline": baseline,
+            "mae_gain_vs_baseline": 1.0 - metrics["mae"] / baseline["mae"],
+            "abstained": abstained,
+            "mean_modality_weights": dict(zip(MODALITIES, weights.mean(axis=0).round(4).tolist(), strict=True)),
+        }
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        f"held-out participants: {report['n_participants']}  (mean predictor: {report['train_mean_total']:.2f})",
+        f"{'modalities':<20} {'MAE':>6} {'base':>6} {'gain':>6} {'RMSE':>6} {'base':>6} "
+        f"{'CCC':>6} {'F1':>6} {'base':>5}",
+    ]
+    for name, m in report["subsets"].items():
+        b = m["baseline"]
+        lines.append(
+            f"{name:<20} {m['mae']:6.2f} {b['mae']:6.2f} {m['mae_gain_vs_baseline']:6.0%} {m['rmse']:6.2f} "
+            f"{b['rmse']:6.2f} {m['ccc']:6.3f} {m['f1']:6.3f} {b['f1']:5.2f}"
+        )
+    return "\n".join(lines)
+
+
+def onnx_runner(model_path: Path, threads: int = 2) -> RunFn:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+    def run(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        probs, weights = session.run(["item_probs", "modality_weights"], inputs)
+        return probs, weights
+
+    return run
+
+
+def main() -> None:
+    from training.data import load_windows
+    from training.synth.corpus import build_corpus
+    from training.synth.participants import draw_participants
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, default=Path("model_store/fusion/1"))
+    parser.add_argument("--participants", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=2024, help="a seed other than the training seed")
+    parser.add_argument("--cache", type=Path, default=Path(".build/corpus"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args()
+
+    manifest = FusionManifest.load(args.model / "manifest.json")
+    people = draw_participants(args.participants, seed=args.seed, first_pid=1_000_000)
+    paths = build_corpus(
+        people, args.seed, manifest.features, Path("model_store/text_encoder/1"), args.cache, args.workers
+    )
+    windows = load_windows(paths, manifest.features)
+    train_mean = float(manifest.provenance.metrics["train_mean_total"])
+    report = evaluate(onnx_runner(args.model / manifest.model_file), windows, manifest.semantics, train_mean)
+    print(format_report(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The fusion network, after Wei et al. (ECCV-W 2022), sub-attentional ConvBiLSTM.
+
+Three branches (visual, audio, text): Conv1d -> BatchNorm -> ReLU -> max-pool ->
+BiLSTM -> masked temporal attention pooling -> one embedding per modality. Eight PHQ-8
+item heads, each with its own attention over the modalities present (a masked softmax
+whose score also sees the modality's quality figures), each giving a distribution over
+score bins. Expected item scores sum to the total; item order is kept (the reference's
+scoring sorted the items before summing, losing it).
+
+Everything here exports to ONNX: masks are inputs, no packed sequences, no Python
+control flow that depends on data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from app.contract import MODALITIES, FeatureSpec, NetworkConfig, OutputSemantics
+
+# large enough to zero a softmax term in float32, small enough not to overflow
+_MASK_NEG = 1e4
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax over ``dim`` where mask is 1; exactly 0 elsewhere and all-zero if nothing is on."""
+    weights = torch.softmax(scores + (mask - 1.0) * _MASK_NEG, dim=dim) * mask
+    return weights / (weights.sum(dim=dim, keepdim=True) + 1e-6)
+
+
+class Branch(nn.Module):
+    def __init__(self, in_dim: int, cfg: NetworkConfig, pool: int, input_scale: float = 1.0) -> None:
+        super().__init__()
+        self.input_scale = input_scale
+        self.pool = pool
+        self.conv = nn.Conv1d(in_dim, cfg.conv_channels, kernel_size=3, padding=1)
+        self.norm = nn.BatchNorm1d(cfg.conv_channels)
+        self.lstm = nn.LSTM(
+            cfg.conv_channels,
+            cfg.lstm_hidden,
+            num_layers=cfg.lstm_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.lstm_layers > 1 else 0.0,
+        )
+        self.attn = nn.Sequential(nn.Linear(2 * cfg.lstm_hidden, 64), nn.Tanh(), nn.Linear(64, 1))
+        self.out = nn.Sequential(nn.Linear(2 * cfg.lstm_hidden, cfg.embed_dim), nn.ReLU())
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x: (B, T, D), mask: (B, T) -> embedding (B, E), temporal weights (B, T // pool)
+        h = self.conv((x * mask.unsqueeze(-1) * self.input_scale).transpose(1, 2))
+        h = torch.relu(self.norm(h))
+        m = mask.unsqueeze(1)
+        if self.pool > 1:
+            h = nn.functional.max_pool1d(h, self.pool)
+            m = nn.functional.max_pool1d(m, self.pool)
+        m = m.squeeze(1)
+        h, _ = self.lstm(h.transpose(1, 2))
+        weights = masked_softmax(self.attn(h).squeeze(-1), m, dim=1)
+        pooled = torch.bmm(weights.unsqueeze(1), h).squeeze(1)
+        return self.out(pooled), weights
+
+
+class FusionNet(nn.Module):
+    def __init__(self, features: FeatureSpec, cfg: NetworkConfig, semantics: OutputSemantics) -> None:
+        super().__init__()
+        self.n_items = len(semantics.items)
+        self.n_modalities = len(MODALITIES)
+        n_quality = features.n_quality()
+        self.branches = nn.ModuleList(
+            [
+                Branch(features.visual.dim, cfg, cfg.pool_visual),
+                Branch(features.audio.dim, cfg, cfg.pool_audio),
+                # unit-norm sentence vectors have tiny components; bring them to unit scale
+                Branch(features.text.dim, cfg, cfg.pool_text, input_scale=math.sqrt(features.text.dim)),
+            ]
+        )
+        key_dim = cfg.embed_dim + n_quality + self.n_modalities
+        # one modality-attention per item head: score = v_h . tanh(W_h [e_m; q_m; id_m] + b_h)
+        self.attn_w = nn.Parameter(torch.randn(self.n_items, key_dim, cfg.head_hidden) / math.sqrt(key_dim))
+        self.attn_b = nn.Parameter(torch.zeros(self.n_items, 1, cfg.head_hidden))
+        self.attn_v = nn.Parameter(torch.randn(self.n_items, cfg.head_hidden) / math.sqrt(cfg.head_hidden))
+        self.head_w1 = nn.Parameter(
+            torch.randn(self.n_items, cfg.embed_dim, cfg.head_hidden) / math.sqrt(cfg.embed_dim)
+        )
+        self.head_b1 = nn.Parameter(torch.zeros(self.n_items, cfg.head_hidden))
+        self.head_w2 = nn.Parameter(torch.randn(self.n_items, cfg.head_hidden, semantics.n_bins) * 0.01)
+        self.head_b2 = nn.Parameter(torch.zeros(self.n_items, semantics.n_bins))
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.register_buffer("bin_centres", torch.tensor(semantics.bin_centres, dtype=torch.float32))
+        self.register_buffer("modality_ids", torch.eye(self.n_modalities))
+
+    def forward(
+        self,
+        visual: torch.Tensor,
+        visual_mask: torch.Tensor,
+        audio: torch.Tensor,
+        audio_mask: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        modality_mask: torch.Tensor,
+        quality: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        logits, time_weights, modality_weights = self.forward_logits(
+            visual, visual_mask, audio, audio_mask, text, text_mask, modality_mask, quality
+        )
+        probs = torch.softmax(logits, dim=-1)
+        scores = probs @ self.bin_centres
+        return (probs, scores, modality_weights, *time_weights)
+
+    def forward_logits(
+        self,
+        visual: torch.Tensor,
+        visual_mask: torch.Tensor,
+        audio: torch.Tensor,
+        audio_mask: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        modality_mask: torch.Tensor,
+        quality: torch.Tensor,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        embeddings, time_weights = [], []
+        for k, (branch, x, m) in enumerate(
+            zip(self.branches, (visual, audio, text), (visual_mask, audio_mask, text_mask), strict=True)
+        ):
+            e, w = branch(x, m * modality_mask[:, k : k + 1])
+            embeddings.append(e)
+            time_weights.append(w)
+        emb = torch.stack(embeddings, dim=1)  # (B, M, E)
+        batch = emb.shape[0]
+        ids = self.modality_ids.unsqueeze(0).expand(batch, -1, -1)
+        keys = torch.cat([emb, quality, ids], dim=-1)  # (B, M, K)
+        hidden = torch.tanh(torch.einsum("bmk,hka->bhma", keys, self.attn_w) + self.attn_b.unsqueeze(0))
+        scores = torch.einsum("bhma,ha->bhm", hidden, self.attn_v)  # (B, H, M)
+        weights = masked_softmax(scores, modality_mask.unsqueeze(1), dim=-1)
+        fused = torch.einsum("bhm,bme->bhe", weights, emb)  # (B, H, E)
+        h = torch.relu(torch.einsum("bhe,hea->bha", self.dropout(fused), self.head_w1) + self.head_b1)
+        logits = torch.einsum("bha,hak->bhk", self.dropout(h), self.head_w2) + self.head_b2
+        return logits, time_weights, weights
+
+
+INPUT_NAMES = ("visual", "visual_mask", "audio", "audio_mask", "text", "text_mask", "modality_mask", "quality")
+OUTPUT_NAMES = (
+    "item_probs",
+    "item_scores",
+    "modality_weights",
+    "visual_time_weights",
+    "audio_time_weights",
+    "text_time_weights",
+)
+
+
+def soft_labels(items: torch.Tensor, semantics: OutputSemantics, centres: torch.Tensor) -> torch.Tensor:
+    """Gaussian soft labels over the bins around each true item score: (B, 8) -> (B, 8, K)."""
+    d = centres.view(1, 1, -1) - items.unsqueeze(-1).float()
+    p = torch.exp(-0.5 * (d / semantics.label_sigma) ** 2)
+    return p / p.sum(dim=-1, keepdim=True)

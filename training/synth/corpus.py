@@ -1,0 +1,186 @@
+"""The synthetic corpus: participants -> words, voice, face -> serve-time features.
+
+Each participant's sentences (language.py) are spoken by espeak-ng (speech.py) and go
+through the serve-time audio extractor (app.features.audio); the same sentences are
+embedded by the serve-time text encoder (app.features.text); a face moves in time with
+the speech (face.py) and is written in the serve-time normalised space. Degradations
+(participants.py) damage the raw signals before extraction, so quality figures reflect
+them exactly as they would at serve time.
+
+Sessions are cached as .npz under a folder keyed by the corpus parameters; the cache
+is a build product, never committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from app.contract import FeatureSpec
+from app.features import audio as audio_features
+from app.windows import AudioTrack, TextTrack, VisualTrack
+from training.synth.participants import Participant
+
+CORPUS_VERSION = 1
+_encoder = None  # one text encoder per worker process
+
+
+def _text_encoder(model_dir: Path):
+    global _encoder
+    if _encoder is None:
+        from app.features.text import TextEncoder
+
+        _encoder = TextEncoder(model_dir)
+    return _encoder
+
+
+def add_noise(signal: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Broadband plus low-frequency hum-like noise at ``snr_db`` below the speech power."""
+    speech_power = float(np.mean(np.square(signal[np.abs(signal) > 1e-3], dtype=np.float64))) if signal.size else 0.0
+    if speech_power <= 0:
+        return signal
+    white = rng.standard_normal(signal.shape[0])
+    brown = np.cumsum(rng.standard_normal(signal.shape[0]))
+    brown -= np.convolve(brown, np.ones(801) / 801, mode="same")  # drop the drift, keep the rumble
+    noise = white / white.std() + 0.7 * brown / (brown.std() + 1e-9)
+    noise *= np.sqrt(speech_power / 10 ** (snr_db / 10) / np.mean(noise**2))
+    mixed = signal + noise.astype(np.float32)
+    peak = float(np.max(np.abs(mixed)))
+    return (mixed / peak * 0.9).astype(np.float32) if peak > 0.99 else mixed.astype(np.float32)
+
+
+def drop_words(sentence: str, ratio: float, rng: np.random.Generator) -> str:
+    """ASR-like damage: lose a share of the words (at least one survives)."""
+    words = sentence.split()
+    keep = [w for w in words if rng.random() >= ratio]
+    return " ".join(keep or words[:1])
+
+
+def speaking_frames(utterances, n_frames: int, rate_hz: float) -> np.ndarray:
+    speaking = np.zeros(n_frames, dtype=bool)
+    for u in utterances:
+        a, b = int(u.start_s * rate_hz), int(np.ceil(u.end_s * rate_hz))
+        speaking[max(a, 0) : min(b, n_frames)] = True
+    return speaking
+
+
+def synthesize(participant: Participant, seed: int, features: FeatureSpec, text_model_dir: Path) -> dict:
+    """One participant's session as feature tracks (plain arrays, ready for np.savez)."""
+    from training.synth.face import face_session
+    from training.synth.language import participant_sentences
+    from training.synth.speech import speak_session
+
+    rng = np.random.default_rng([seed, participant.pid])
+    deg = participant.degradation
+    sentences: Iterator[str] = participant_sentences(participant.items, rng)
+    spoken = speak_session(sentences, participant.items, participant.duration_s, rng, features.audio.sample_rate)
+    signal = spoken.signal
+    if deg.audio_noise_snr_db is not None:
+        signal = add_noise(signal, deg.audio_noise_snr_db, rng)
+    acoustic = audio_features.audio_features(signal, features.audio)
+
+    duration = signal.shape[0] / features.audio.sample_rate
+    n_visual = round(duration * features.visual.rate_hz)
+    face = face_session(
+        participant.items,
+        duration,
+        rng,
+        features.visual,
+        speaking=speaking_frames(spoken.utterances, n_visual, features.visual.rate_hz),
+        missing_ratio=deg.face_missing_ratio,
+        jitter_scale=deg.landmark_jitter,
+    )
+    texts = [drop_words(u.text, deg.drop_text_words, rng) if deg.drop_text_words else u.text for u in spoken.utterances]
+    embeddings = _text_encoder(text_model_dir).embed(texts)
+    return {
+        "items": participant.items.astype(np.int64),
+        "visual_frames": face.frames.astype(np.float16),
+        "visual_valid": face.valid,
+        "visual_confidence": face.confidence.astype(np.float16),
+        "audio_frames": acoustic.frames.astype(np.float16),
+        "audio_speech": acoustic.speech,
+        "audio_snr_db": np.float32(acoustic.snr_db),
+        "text_embeddings": embeddings.astype(np.float16),
+        "text_start_s": np.array([u.start_s for u in spoken.utterances], np.float32),
+        "text_word_counts": np.array([len(re.findall(r"\S+", t)) for t in texts], np.int64),
+        "duration_s": np.float32(duration),
+    }
+
+
+def tracks(session: dict) -> tuple[VisualTrack, AudioTrack, TextTrack]:
+    return (
+        VisualTrack(
+            frames=session["visual_frames"].astype(np.float32),
+            valid=session["visual_valid"],
+            confidence=session["visual_confidence"].astype(np.float32),
+        ),
+        AudioTrack(
+            frames=session["audio_frames"].astype(np.float32),
+            speech=session["audio_speech"],
+            snr_db=float(session["audio_snr_db"]),
+        ),
+        TextTrack(
+            embeddings=session["text_embeddings"].astype(np.float32),
+            start_s=session["text_start_s"],
+            word_counts=session["text_word_counts"],
+        ),
+    )
+
+
+def _job(args: tuple) -> tuple[int, str]:
+    participant, seed, features, text_model_dir, path = args
+    if not Path(path).exists():
+        session = synthesize(participant, seed, features, text_model_dir)
+        tmp = Path(str(path) + ".tmp.npz")
+        np.savez(tmp, **session)
+        os.replace(tmp, path)
+    return participant.pid, str(path)
+
+
+def corpus_key(people: list[Participant], seed: int, features: FeatureSpec) -> str:
+    blob = json.dumps(
+        {
+            "version": CORPUS_VERSION,
+            "seed": seed,
+            "features": features.model_dump(mode="json"),
+            "people": [
+                {"pid": p.pid, "items": p.items.tolist(), "duration": p.duration_s, "deg": asdict(p.degradation)}
+                for p in people
+            ],
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_corpus(
+    people: list[Participant],
+    seed: int,
+    features: FeatureSpec,
+    text_model_dir: Path,
+    cache_root: Path,
+    workers: int = 2,
+) -> list[Path]:
+    """Synthesize (or reuse from the cache) every participant's session; paths in pid order."""
+    folder = Path(cache_root) / corpus_key(people, seed, features)
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(p, seed, features, text_model_dir, folder / f"p{p.pid:05d}.npz") for p in people]
+    if workers <= 1:
+        done = dict(map(_job, jobs))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            done = dict(pool.map(_job, jobs, chunksize=4))
+    return [Path(done[p.pid]) for p in people]
+
+
+def load_session(path: Path) -> dict:
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
