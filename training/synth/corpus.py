@@ -29,7 +29,7 @@ from app.features import audio as audio_features
 from app.windows import AudioTrack, TextTrack, VisualTrack
 from training.synth.participants import Participant
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 _encoder = None  # one text encoder per worker process
 
 
@@ -42,9 +42,16 @@ def _text_encoder(model_dir: Path):
     return _encoder
 
 
-def add_noise(signal: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Broadband plus low-frequency hum-like noise at ``snr_db`` below the speech power."""
-    speech_power = float(np.mean(np.square(signal[np.abs(signal) > 1e-3], dtype=np.float64))) if signal.size else 0.0
+def add_noise(
+    signal: np.ndarray, snr_db: float, rng: np.random.Generator, speech: np.ndarray | None = None
+) -> np.ndarray:
+    """Broadband plus low-frequency rumble at ``snr_db`` below the speech power.
+
+    ``speech`` marks the samples inside utterances; the background floor is excluded
+    from the speech power so the SNR is the one asked for.
+    """
+    voiced = signal[speech] if speech is not None and speech.any() else signal
+    speech_power = float(np.mean(np.square(voiced, dtype=np.float64))) if voiced.size else 0.0
     if speech_power <= 0:
         return signal
     white = rng.standard_normal(signal.shape[0])
@@ -55,6 +62,13 @@ def add_noise(signal: np.ndarray, snr_db: float, rng: np.random.Generator) -> np
     mixed = signal + noise.astype(np.float32)
     peak = float(np.max(np.abs(mixed)))
     return (mixed / peak * 0.9).astype(np.float32) if peak > 0.99 else mixed.astype(np.float32)
+
+
+def utterance_samples(utterances, n_samples: int, sample_rate: int) -> np.ndarray:
+    inside = np.zeros(n_samples, dtype=bool)
+    for u in utterances:
+        inside[max(round(u.start_s * sample_rate), 0) : min(round(u.end_s * sample_rate), n_samples)] = True
+    return inside
 
 
 def drop_words(sentence: str, ratio: float, rng: np.random.Generator) -> str:
@@ -78,13 +92,15 @@ def synthesize(participant: Participant, seed: int, features: FeatureSpec, text_
     from training.synth.language import participant_sentences
     from training.synth.speech import speak_session
 
-    rng = np.random.default_rng([seed, participant.pid])
+    # one stream per stage: damaging one modality leaves the others' draws unchanged
+    words_rng, voice_rng, noise_rng, face_rng, asr_rng = np.random.default_rng([seed, participant.pid]).spawn(5)
     deg = participant.degradation
-    sentences: Iterator[str] = participant_sentences(participant.items, rng)
-    spoken = speak_session(sentences, participant.items, participant.duration_s, rng, features.audio.sample_rate)
+    sentences: Iterator[str] = participant_sentences(participant.items, words_rng)
+    spoken = speak_session(sentences, participant.items, participant.duration_s, voice_rng, features.audio.sample_rate)
     signal = spoken.signal
     if deg.audio_noise_snr_db is not None:
-        signal = add_noise(signal, deg.audio_noise_snr_db, rng)
+        inside = utterance_samples(spoken.utterances, signal.shape[0], features.audio.sample_rate)
+        signal = add_noise(signal, deg.audio_noise_snr_db, noise_rng, inside)
     acoustic = audio_features.audio_features(signal, features.audio)
 
     duration = signal.shape[0] / features.audio.sample_rate
@@ -92,13 +108,15 @@ def synthesize(participant: Participant, seed: int, features: FeatureSpec, text_
     face = face_session(
         participant.items,
         duration,
-        rng,
+        face_rng,
         features.visual,
         speaking=speaking_frames(spoken.utterances, n_visual, features.visual.rate_hz),
         missing_ratio=deg.face_missing_ratio,
         jitter_scale=deg.landmark_jitter,
     )
-    texts = [drop_words(u.text, deg.drop_text_words, rng) if deg.drop_text_words else u.text for u in spoken.utterances]
+    texts = [
+        drop_words(u.text, deg.drop_text_words, asr_rng) if deg.drop_text_words else u.text for u in spoken.utterances
+    ]
     embeddings = _text_encoder(text_model_dir).embed(texts)
     return {
         "items": participant.items.astype(np.int64),
