@@ -50,15 +50,17 @@ def decode_audio(path: str | Path, sample_rate: int, max_seconds: float | None =
             if not container.streams.audio:
                 raise AudioDecodeError("no audio stream")
             stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            # keep the channels and average them ourselves: FFmpeg's own downmix adds
+            # L and R at 0.707 each, making dual-mono recordings 3 dB louder (and clip)
+            resampler = av.AudioResampler(format="fltp", rate=sample_rate)
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    chunks.append(out.to_ndarray().mean(axis=0))
                     got += chunks[-1].size
                 if limit is not None and got >= limit:
                     break
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().mean(axis=0))
     except AudioDecodeError:
         raise
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
