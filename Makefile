@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 EXTRAS ?= cpu,train,dev
 
-.PHONY: setup system-deps test lint train evaluate
+.PHONY: setup system-deps test lint serve train evaluate
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,18 +15,25 @@ system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null; }
 
-setup: $(BIN)/python system-deps
+setup: $(BIN)/python
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup
+test: system-deps setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-train: setup
+# serves the embedded model store on :8000; no access log (it would record client IPs)
+HOST ?= 0.0.0.0
+PORT ?= 8000
+serve: EXTRAS = cpu
+serve: setup
+	$(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
+
+train: system-deps setup
 	$(BIN)/python -m training.train --version 1
 
-evaluate: setup
+evaluate: system-deps setup
 	$(BIN)/python -m training.evaluate --model model_store/fusion/1

@@ -20,7 +20,6 @@ even equal-length sentences share one scale in a batch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+from app.contract import sha256_file
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -39,14 +40,6 @@ DEFAULT_MAX_TOKENS = 256
 
 class TextEncoderIntegrityError(ValueError):
     """A model file does not match the digest recorded in provenance.json."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class TextEncoder:
@@ -75,9 +68,7 @@ class TextEncoder:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self._session = ort.InferenceSession(
-            str(self.model_dir / MODEL_FILE), options, providers=list(providers)
-        )
+        self._session = ort.InferenceSession(str(self.model_dir / MODEL_FILE), options, providers=list(providers))
         self._input_names = {node.name for node in self._session.get_inputs()}
         self._output_name = self._session.get_outputs()[0].name
         output_shape = self._session.get_outputs()[0].shape
@@ -115,7 +106,7 @@ class TextEncoder:
         for name in (MODEL_FILE, TOKENIZER_FILE):
             if name not in expected:
                 raise TextEncoderIntegrityError(f"{PROVENANCE_FILE} records no sha256 for {name}")
-            actual = _sha256(self.model_dir / name)
+            actual = sha256_file(self.model_dir / name)
             if actual != expected[name]:
                 raise TextEncoderIntegrityError(
                     f"{name}: sha256 {actual} does not match {PROVENANCE_FILE} ({expected[name]})"

@@ -1,0 +1,95 @@
+"""Fusion outputs + extraction report -> the /predict answer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.answer.schema import (
+    Attention,
+    Inputs,
+    Interval,
+    ItemScore,
+    ModalityReport,
+    ModalityWeights,
+    ModelInfo,
+    Phq8,
+    PredictResponse,
+    TimelineWindow,
+)
+from app.contract import MODALITIES, severity_band
+from app.features.extract import Extracted
+from app.fusion.aggregate import aggregate
+from app.fusion.runner import FusionOutput
+from app.fusion.store import FusionModel
+
+SYNTHETIC_WARNING = "the model was trained on synthetic data only; its output is not clinically meaningful"
+
+
+def _weights(values: np.ndarray) -> ModalityWeights:
+    return ModalityWeights(**{m: round(float(v), 4) for m, v in zip(MODALITIES, values, strict=True)})
+
+
+def build_answer(
+    request_id: str,
+    model: FusionModel,
+    provider: str,
+    extracted: Extracted,
+    output: FusionOutput,
+    include_timeline: bool,
+    interval_level: float,
+    timings_ms: dict[str, float],
+) -> PredictResponse:
+    manifest = model.manifest
+    semantics = manifest.semantics
+    windows = extracted.windows
+    agg = aggregate(output.item_probs, output.modality_weights, windows.coverage, semantics, interval_level)
+    total = float(np.clip(agg.total, semantics.total_min, semantics.total_max))
+    items = [
+        ItemScore(item=name, score=round(float(score), 3), distribution=[round(float(p), 5) for p in probs])
+        for name, score, probs in zip(semantics.items, agg.item_scores, agg.item_probs, strict=True)
+    ]
+    timeline = None
+    if include_timeline:
+        timeline = [
+            TimelineWindow(
+                start_s=float(windows.start_s[k]),
+                end_s=float(windows.end_s[k]),
+                total=round(float(output.item_scores[k].sum()), 3),
+                coverage=round(float(windows.coverage[k]), 4),
+                modalities=_weights(output.modality_weights[k].mean(axis=0)),
+            )
+            for k in range(windows.size)
+        ]
+    warnings = list(extracted.warnings)
+    if manifest.provenance.training_data == "synthetic":
+        warnings.append(SYNTHETIC_WARNING)
+    if not manifest.provenance.clinically_validated:
+        warnings.append("the model is not clinically validated")
+    return PredictResponse(
+        request_id=request_id,
+        model=ModelInfo(
+            name=manifest.name,
+            version=manifest.version,
+            training_data=manifest.provenance.training_data,
+            clinically_validated=manifest.provenance.clinically_validated,
+            provider=provider,
+        ),
+        phq8=Phq8(
+            total=round(total, 3),
+            total_rounded=int(np.clip(np.floor(total + 0.5), 0, 24)),
+            severity=severity_band(total),
+            interval=Interval(level=interval_level, low=agg.interval[0], high=agg.interval[1]),
+            probability_at_or_above_cutoff=round(agg.p_at_or_above_cutoff, 4),
+            cutoff=semantics.cutoff,
+            items=items,
+            bin_centres=[round(c, 5) for c in semantics.bin_centres],
+        ),
+        attention=Attention(
+            modalities=_weights(agg.overall_modality_weights),
+            per_item={name: _weights(w) for name, w in zip(semantics.items, agg.modality_weights, strict=True)},
+        ),
+        timeline=timeline,
+        inputs=Inputs(**{m: ModalityReport(**extracted.reports[m]) for m in MODALITIES}),
+        timings_ms={k: round(v, 2) for k, v in timings_ms.items()},
+        warnings=warnings,
+    )

@@ -1,0 +1,105 @@
+"""The /predict answer: pydantic models with a documented example for every field."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESEARCH_NOTICE = (
+    "Research use only. This estimate comes from a model that is not clinically validated; it is not a "
+    "diagnosis and must not replace assessment by a qualified clinician. PHQ-8 does not assess risk of self-harm."
+)
+
+Severity = Literal["none", "mild", "moderate", "moderately_severe", "severe"]
+
+
+class ModalityWeights(BaseModel):
+    visual: float = Field(..., ge=0, le=1, examples=[0.0], description="0 when the modality was not used")
+    audio: float = Field(..., ge=0, le=1, examples=[0.38])
+    text: float = Field(..., ge=0, le=1, examples=[0.62])
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(..., examples=["fusion"])
+    version: int = Field(..., examples=[1])
+    training_data: str = Field(..., examples=["synthetic"], description="what the weights were trained on")
+    clinically_validated: bool = Field(..., examples=[False])
+    provider: str = Field(..., examples=["CPUExecutionProvider"], description="ONNX Runtime provider that ran it")
+
+
+class ItemScore(BaseModel):
+    item: str = Field(..., examples=["mood"], description="PHQ-8 item name")
+    score: float = Field(..., ge=0, le=3, examples=[1.4], description="expected item score, 0-3")
+    distribution: list[float] = Field(
+        ..., description="probability of each score bin (bin_centres), summing to 1", examples=[[0.01] * 4]
+    )
+
+
+class Interval(BaseModel):
+    level: float = Field(..., examples=[0.9], description="coverage of the interval")
+    low: float = Field(..., examples=[5.25])
+    high: float = Field(..., examples=[13.5])
+
+
+class Phq8(BaseModel):
+    total: float = Field(..., ge=0, le=24, examples=[9.3], description="sum of the expected item scores")
+    total_rounded: int = Field(..., ge=0, le=24, examples=[9])
+    severity: Severity = Field(
+        ..., examples=["mild"], description="0-4 none, 5-9 mild, 10-14 moderate, 15-19 moderately severe, 20-24 severe"
+    )
+    interval: Interval
+    probability_at_or_above_cutoff: float = Field(
+        ..., ge=0, le=1, examples=[0.41], description="P(total >= cutoff) under the predicted distribution"
+    )
+    cutoff: float = Field(..., examples=[10.0])
+    items: list[ItemScore] = Field(..., description="the 8 items in PHQ-8 order")
+    bin_centres: list[float] = Field(..., description="item score of each distribution bin", examples=[[0.0, 1.0]])
+
+
+class Attention(BaseModel):
+    modalities: ModalityWeights = Field(..., description="mean over items and windows; sums to 1 over used ones")
+    per_item: dict[str, ModalityWeights] = Field(..., description="per PHQ-8 item, averaged over windows")
+
+
+class TimelineWindow(BaseModel):
+    start_s: float = Field(..., examples=[0.0], description="window start on each modality's own timeline")
+    end_s: float = Field(..., examples=[60.0])
+    total: float = Field(..., examples=[8.7], description="PHQ-8 total from this window alone")
+    coverage: float = Field(..., examples=[1.0], description="share of the window holding input (weight in the mean)")
+    modalities: ModalityWeights
+
+
+class ModalityReport(BaseModel):
+    used: bool = Field(..., examples=[True])
+    reason: str | None = Field(None, examples=["no audio given"], description="why the modality was not used")
+    source: str | None = Field(None, examples=["video audio track"], description="which upload fed it")
+    duration_s: float | None = Field(None, examples=[184.2], description="seconds of input the branch saw")
+    windows: int = Field(0, examples=[4], description="windows in which the modality was present")
+    quality: dict[str, float] = Field(
+        default_factory=dict,
+        examples=[{"speech_ratio": 0.62, "snr_db": 31.0, "level_dbfs": -24.0}],
+        description="per-modality quality figures (see README)",
+    )
+
+
+class Inputs(BaseModel):
+    visual: ModalityReport
+    audio: ModalityReport
+    text: ModalityReport
+
+
+class PredictResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    request_id: str = Field(..., examples=["4f1c2a9e0b7d4c55"])
+    model: ModelInfo
+    phq8: Phq8
+    attention: Attention
+    timeline: list[TimelineWindow] | None = Field(None, description="per window; omitted if include_timeline=false")
+    inputs: Inputs
+    timings_ms: dict[str, float] = Field(
+        ..., examples=[{"upload": 12.0, "audio": 410.0, "text": 95.0, "inference": 8.0, "total": 560.0}]
+    )
+    warnings: list[str] = Field(default_factory=list, examples=[["model weights are synthetic"]])
+    notice: str = Field(RESEARCH_NOTICE, description="research-use notice")

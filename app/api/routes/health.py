@@ -1,0 +1,71 @@
+"""Liveness, readiness, loaded models and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from app.api.deps import ServicesDep
+from app.fusion.store import text_encoder_dir
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str = Field(..., examples=["ok"])
+
+
+class Readiness(BaseModel):
+    ready: bool = Field(..., examples=[True])
+    models_loaded: bool = Field(..., examples=[True])
+    workers_alive: bool = Field(..., examples=[True])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: models loaded and workers up",
+    responses={503: {"description": "not ready", "model": Readiness}},
+)
+async def readyz(request: Request) -> Response:
+    services = getattr(request.app.state, "services", None)
+    models = services is not None and services.ready
+    workers = models and services.workers.alive()
+    body = Readiness(ready=models and workers, models_loaded=models, workers_alive=workers)
+    return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+
+@router.get("/models", summary="Loaded models, their manifests and the execution provider that really runs")
+async def models(services: ServicesDep) -> dict:
+    manifest = services.model.manifest
+    features = manifest.features
+    return {
+        "fusion": {
+            "version": manifest.version,
+            "path": f"fusion/{manifest.version}",
+            "execution_providers": services.runner.providers,
+            "provider": services.runner.provider,
+            "requested_providers": services.settings.provider_names,
+            "manifest": manifest.model_dump(mode="json"),
+        },
+        "text_encoder": {
+            "path": str(
+                text_encoder_dir(services.settings.model_store, features).relative_to(services.settings.model_store)
+            ),
+            "model_id": features.text.encoder_model_id,
+            "execution_providers": ["CPUExecutionProvider"],
+        },
+    }
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

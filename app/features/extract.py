@@ -1,0 +1,235 @@
+"""One interview's uploads -> model windows and a per-modality report (runs in a worker).
+
+CPU-bound and self-contained: everything it needs arrives in the job, so it runs in
+a worker process and never on the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from app.contract import FeatureSpec
+from app.errors import CorruptMediaError, NoUsableInputError, TranscriptInvalidError, UnsupportedMediaError
+from app.features import audio as audio_features
+from app.features.transcript import TranscriptError, Utterance, parse_transcript, word_count
+from app.probe import probe
+from app.windows import AudioTrack, TextTrack, WindowBatch, build_windows
+
+VISUAL_NOT_AVAILABLE = "face features from video are not extracted by this server version"
+
+
+@dataclass(frozen=True)
+class ExtractionJob:
+    features: FeatureSpec
+    text_encoder_dir: Path
+    video: Path | None = None
+    audio: Path | None = None
+    transcript: bytes | None = None
+    transcript_hint: str | None = None
+    transcript_content_type: str | None = None
+    participant_speaker: str | None = None
+    max_media_seconds: float = 3 * 3600.0
+    min_speech_seconds: float = 30.0
+    max_transcript_bytes: int = 2 << 20
+
+
+@dataclass
+class Extracted:
+    windows: WindowBatch
+    reports: dict[str, dict]
+    warnings: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class _Clock:
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    def stage(self, name: str) -> _Stage:
+        return _Stage(self.timings, name)
+
+
+class _Stage:
+    def __init__(self, timings: dict[str, float], name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = self.timings.get(self.name, 0.0) + 1000 * (time.perf_counter() - self.start)
+
+
+_encoders: dict[Path, object] = {}
+
+
+def text_encoder(model_dir: Path, threads: int = 1):
+    """One encoder per worker process and model folder (loaded once, reused)."""
+    from app.features.text import TextEncoder
+
+    if model_dir not in _encoders:
+        _encoders[model_dir] = TextEncoder(model_dir, intra_op_threads=threads)
+    return _encoders[model_dir]
+
+
+def _absent(reason: str) -> dict:
+    return {"used": False, "reason": reason}
+
+
+def extract(job: ExtractionJob) -> Extracted:
+    features = job.features
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
+    warnings: list[str] = []
+    reports: dict[str, dict] = {"visual": _absent("no video given"), "audio": _absent("no audio given")}
+    reports["text"] = _absent("no transcript given")
+
+    # probe: what the uploads hold, before decoding anything
+    with clock.stage("probe"):
+        video_info = probe(job.video) if job.video is not None else None
+        audio_info = probe(job.audio) if job.audio is not None else None
+    if audio_info is not None and not audio_info.has_audio:
+        raise UnsupportedMediaError("the audio upload holds no audio stream")
+    if video_info is not None:
+        if not video_info.has_video and not video_info.has_audio:
+            raise UnsupportedMediaError("the video upload holds neither video nor audio")
+        reports["visual"] = _absent(VISUAL_NOT_AVAILABLE if video_info.has_video else "the video holds no video stream")
+        if video_info.has_video:
+            warnings.append("the visual branch is not used: " + VISUAL_NOT_AVAILABLE)
+
+    # transcript: participant utterances (and speaker turns for the audio)
+    utterances: list[Utterance] = []
+    turns: list[tuple[float, float]] = []
+    if job.transcript is not None:
+        with clock.stage("transcript"):
+            try:
+                transcript = parse_transcript(
+                    job.transcript, job.transcript_hint, job.transcript_content_type, job.max_transcript_bytes
+                )
+                utterances = transcript.participant(job.participant_speaker)
+            except TranscriptError as exc:
+                raise TranscriptInvalidError(str(exc)) from exc
+        if not transcript.utterances:
+            reports["text"] = _absent("the transcript is empty")
+            warnings.append("the transcript is empty and was treated as absent")
+        elif not utterances:
+            reports["text"] = _absent("the transcript has no participant utterances")
+            warnings.append("no utterances of the participant were found in the transcript")
+        if transcript.speakers and transcript.has_timestamps:
+            turns = [(u.start_s, u.end_s) for u in utterances if u.start_s is not None and u.end_s is not None]
+
+    # audio: a separate audio upload wins over the video's own track
+    audio_track, media_duration = None, None
+    source, path = None, None
+    if audio_info is not None:
+        source, path = "audio upload", job.audio
+        if video_info is not None and video_info.has_audio:
+            warnings.append("both a video and an audio file were given; the audio file was used for the audio branch")
+    elif video_info is not None and video_info.has_audio:
+        source, path = "video audio track", job.video
+    elif video_info is not None:
+        reports["audio"] = _absent("the video has no audio track")
+    if path is not None:
+        with clock.stage("decode"):
+            try:
+                signal = audio_features.decode_audio(path, features.audio.sample_rate, job.max_media_seconds)
+            except audio_features.AudioDecodeError as exc:
+                if source == "audio upload":
+                    raise CorruptMediaError(f"the audio upload could not be decoded: {exc}") from exc
+                signal = None
+                reports["audio"] = _absent("the video's audio track could not be decoded")
+                warnings.append("the video's audio track could not be decoded; audio was not used")
+        if signal is not None:
+            media_duration = signal.shape[0] / features.audio.sample_rate
+            info = audio_info if source == "audio upload" else video_info
+            if info is not None and info.duration_s and info.duration_s > job.max_media_seconds:
+                warnings.append(f"the recording was cut at {job.max_media_seconds:.0f} s")
+            with clock.stage("audio"):
+                audio_track, report = _audio_branch(signal, turns, features, job, warnings)
+            report["source"] = source
+            reports["audio"] = report
+
+    # text: the participant's utterances through the sentence encoder
+    text_track = None
+    if utterances:
+        with clock.stage("text"):
+            text_track, reports["text"] = _text_branch(utterances, media_duration, features, job)
+
+    if audio_track is None and text_track is None:
+        reasons = "; ".join(f"{m}: {r['reason']}" for m, r in reports.items() if not r["used"])
+        raise NoUsableInputError(f"no modality is usable ({reasons})")
+    with clock.stage("windows"):
+        windows = build_windows(features, audio=audio_track, text=text_track)
+    for k, name in enumerate(("visual", "audio", "text")):
+        if reports[name]["used"]:
+            reports[name]["windows"] = int(windows.modality_mask[:, k].sum())
+    return Extracted(windows=windows, reports=reports, warnings=warnings, timings_ms=timings)
+
+
+def _audio_branch(
+    signal: np.ndarray,
+    turns: list[tuple[float, float]],
+    features: FeatureSpec,
+    job: ExtractionJob,
+    warnings: list[str],
+) -> tuple[AudioTrack | None, dict]:
+    spec = features.audio
+    participant_only = False
+    if turns:
+        kept = audio_features.keep_segments(signal, spec.sample_rate, turns)
+        if kept.size >= spec.sample_rate:
+            signal, participant_only = kept, True
+        else:
+            warnings.append("the transcript's participant turns do not overlap the audio; all of the audio was used")
+    acoustic = audio_features.audio_features(signal, spec)
+    speech_s = float(acoustic.speech.sum()) / spec.rate_hz
+    report = {
+        "duration_s": round(acoustic.duration_s, 2),
+        "quality": {
+            "speech_ratio": round(acoustic.speech_ratio, 4),
+            "speech_seconds": round(speech_s, 2),
+            "snr_db": round(acoustic.snr_db, 2),
+            "level_dbfs": round(acoustic.level_dbfs, 2),
+            "participant_only": float(participant_only),
+        },
+    }
+    if speech_s < job.min_speech_seconds:
+        reason = f"only {speech_s:.1f} s of speech; at least {job.min_speech_seconds:.0f} s are needed"
+        warnings.append("audio was not used: " + reason)
+        return None, {"used": False, "reason": reason, **report}
+    track = AudioTrack(frames=acoustic.frames, speech=acoustic.speech, snr_db=acoustic.snr_db)
+    return track, {"used": True, **report}
+
+
+def _text_branch(
+    utterances: list[Utterance], media_duration: float | None, features: FeatureSpec, job: ExtractionJob
+) -> tuple[TextTrack, dict]:
+    texts = [u.text for u in utterances]
+    embeddings = text_encoder(job.text_encoder_dir).embed(texts)
+    starts = np.array([u.start_s if u.start_s is not None else np.nan for u in utterances], dtype=np.float64)
+    timed = bool(np.isfinite(starts).all())
+    if not timed:
+        if media_duration:
+            # untimed text beside media: spread the utterances evenly over the recording
+            starts = np.linspace(0.0, media_duration, len(texts), endpoint=False)
+        else:
+            # text alone: a full window's worth of utterances per window
+            spacing = features.windows.length_s / features.text.max_utterances_per_window
+            starts = np.arange(len(texts)) * spacing
+    words = np.array([word_count(t) for t in texts], dtype=np.int64)
+    track = TextTrack(embeddings=embeddings, start_s=starts, word_counts=words)
+    report = {
+        "used": True,
+        "duration_s": None,
+        "quality": {
+            "utterances": float(len(texts)),
+            "words": float(words.sum()),
+            "mean_words": round(float(words.mean()), 2),
+            "timestamped": float(timed),
+        },
+    }
+    return track, report

@@ -1,0 +1,94 @@
+"""The model store: find the fusion version to serve, verify it, check its contract.
+
+Layout (as Triton's model repository): ``<store>/<model>/<version>/<files>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.contract import FeatureSpec, FusionManifest, sha256_file
+
+
+class ModelStoreError(RuntimeError):
+    """The store cannot serve: missing version, bad checksum or a contract the extractors cannot meet."""
+
+
+@dataclass(frozen=True)
+class FusionModel:
+    path: Path  # the version folder
+    manifest: FusionManifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest.model_file
+
+
+def versions(store: Path, model: str) -> list[int]:
+    folder = Path(store) / model
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def load_fusion(store: Path, version: int | None = None) -> FusionModel:
+    available = versions(store, "fusion")
+    if not available:
+        raise ModelStoreError(f"no fusion model versions under {Path(store) / 'fusion'}")
+    chosen = max(available) if version is None else version
+    if chosen not in available:
+        raise ModelStoreError(f"fusion version {chosen} not in the store (have {available})")
+    folder = Path(store) / "fusion" / str(chosen)
+    try:
+        manifest = FusionManifest.load(folder / "manifest.json")
+    except (OSError, ValueError) as exc:
+        raise ModelStoreError(f"fusion/{chosen}/manifest.json is invalid: {exc}") from exc
+    if manifest.version != chosen:
+        raise ModelStoreError(f"fusion/{chosen}/manifest.json says version {manifest.version}")
+    model = FusionModel(path=folder, manifest=manifest)
+    if not model.model_path.is_file():
+        raise ModelStoreError(f"fusion/{chosen}/{manifest.model_file} is missing")
+    if sha256_file(model.model_path) != manifest.sha256:
+        raise ModelStoreError(f"fusion/{chosen}/{manifest.model_file} does not match the manifest's sha256")
+    return model
+
+
+def text_encoder_dir(store: Path, features: FeatureSpec) -> Path:
+    return Path(store) / features.text.encoder / str(features.text.encoder_version)
+
+
+def check_contract(features: FeatureSpec, store: Path) -> None:
+    """Run the serve-time extractors once on generated input and compare with the manifest.
+
+    Raises ModelStoreError naming the manifest field the extractors cannot meet.
+    """
+    from app.features.audio import audio_features
+    from app.features.text import TextEncoder
+
+    # audio: one second of a tone through the real log-mel path
+    t = np.arange(features.audio.sample_rate, dtype=np.float32) / features.audio.sample_rate
+    produced = audio_features(0.1 * np.sin(2 * np.pi * 220.0 * t), features.audio)
+    expected_frames = 1 + features.audio.sample_rate // features.audio.hop_length
+    if produced.frames.shape != (expected_frames, features.audio.n_mels):
+        raise ModelStoreError(
+            f"features.audio.n_mels: extractor produced {produced.frames.shape[1]} bands, manifest says "
+            f"{features.audio.n_mels}"
+        )
+    # text: the encoder the manifest names must exist and embed to its dimension
+    folder = text_encoder_dir(store, features)
+    if not folder.is_dir():
+        raise ModelStoreError(
+            f"features.text.encoder/encoder_version: {features.text.encoder}/{features.text.encoder_version} "
+            "is not in the model store"
+        )
+    encoder = TextEncoder(folder, max_tokens=features.text.max_tokens)
+    encoder.verify()
+    dim = encoder.embed(["contract check"]).shape[1]
+    if dim != features.text.dim:
+        raise ModelStoreError(f"features.text.dim: the encoder gives {dim}, manifest says {features.text.dim}")
+    # visual: the frame layout is fixed by the schema's literals; the channel count must agree
+    if features.visual.dim != len(features.visual.channel_names):
+        raise ModelStoreError("features.visual: channel layout does not match the extractor")

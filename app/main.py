@@ -1,0 +1,151 @@
+"""The app factory: ``create_app(settings)``; ``uvicorn app.main:app`` serves the defaults."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from app.api import problems
+from app.api.routes import health, predict
+from app.config import Settings
+from app.fusion.runner import FusionRunner
+from app.fusion.store import check_contract, load_fusion, text_encoder_dir
+from app.metrics import Metrics
+from app.services import Services
+from app.workers import WorkerPool
+
+log = logging.getLogger("app")
+
+DESCRIPTION = """
+Multimodal PHQ-8 estimation from an interview: video (with its audio track), audio
+and/or transcript. **Research use only**: the shipped model is trained on synthetic
+data and is not clinically validated; no answer is a diagnosis.
+"""
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line; only the message and the request id, never request content."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            entry["request_id"] = request_id
+        return json.dumps(entry)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger("app")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+async def load_services(settings: Settings, metrics: Metrics) -> Services:
+    model = load_fusion(settings.model_store, settings.fusion_version)
+    features = model.manifest.features
+    # refuse to start when the extractors cannot produce what the manifest declares
+    await anyio.to_thread.run_sync(check_contract, features, settings.model_store)
+    runner = FusionRunner(model, settings)
+    await anyio.to_thread.run_sync(runner.warm_up)
+    workers = WorkerPool(settings.workers, text_encoder_dir(settings.model_store, features), settings.worker_threads)
+    await workers.start()
+    manifest = model.manifest
+    metrics.model_info.info(
+        {
+            "name": manifest.name,
+            "version": str(manifest.version),
+            "training_data": manifest.provenance.training_data,
+            "clinically_validated": str(manifest.provenance.clinically_validated).lower(),
+            "provider": runner.provider,
+        }
+    )
+    for provider in runner.providers:
+        metrics.session_provider.labels(model="fusion", provider=provider).set(1 if provider == runner.provider else 0)
+    metrics.session_provider.labels(model="text_encoder", provider="CPUExecutionProvider").set(1)
+    log.info("serving fusion/%s on %s", manifest.version, runner.provider)
+    return Services(settings=settings, metrics=metrics, model=model, runner=runner, workers=workers, ready=True)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await load_services(settings, metrics)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            services.ready = False
+            await anyio.to_thread.run_sync(services.workers.close)
+
+    app = FastAPI(
+        title="PHQ-8 fusion service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served below from local assets: the docs page needs no internet
+        redoc_url=None,
+    )
+    app.state.metrics = metrics
+    app.state.settings = settings
+    problems.install(app)
+    app.include_router(predict.router)
+    app.include_router(health.router)
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=app.title + " - docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next) -> Response:
+        request.state.request_id = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics.request_seconds.labels(route=template, method=request.method).observe(elapsed)
+        metrics.requests_total.labels(route=template, method=request.method, status=str(response.status_code)).inc()
+        response.headers["X-Request-ID"] = request.state.request_id
+        log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            template,
+            response.status_code,
+            1000 * elapsed,
+            extra={"request_id": request.state.request_id},
+        )
+        return response
+
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn app.main:app` builds the default app on first access, not at import
+    if name == "app":
+        configure_logging()
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,78 @@
+"""Every Prometheus metric of the service, in one place.
+
+A fresh registry per app (tests build several apps in one process). No label carries
+user data: routes are route templates, outcomes and stages are fixed vocabularies.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+STAGES = ("upload", "decode", "visual", "audio", "text", "windows", "inference", "total")
+OUTCOMES = ("ok", "client_error", "unusable_input", "unsupported_media", "too_large", "timeout", "error")
+
+# request latency spans milliseconds (health) to minutes (long interviews)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.request_seconds = Histogram(
+            "phq_request_seconds",
+            "HTTP request latency by route template and method",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests_total = Counter(
+            "phq_requests_total",
+            "HTTP requests by route template, method and status code",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            "phq_stage_seconds",
+            "Time per /predict processing stage",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions_total = Counter(
+            "phq_predictions_total",
+            "Predictions by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.modality_used_total = Counter(
+            "phq_modality_used_total",
+            "Predictions that used each modality",
+            ["modality"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "phq_requests_in_flight",
+            "Predictions being processed now",
+            registry=self.registry,
+        )
+        self.windows_per_request = Histogram(
+            "phq_windows_per_request",
+            "Fusion windows per prediction",
+            buckets=(1, 2, 3, 5, 8, 13, 21, 34, 55, 89),
+            registry=self.registry,
+        )
+        self.model_info = Info(
+            "phq_model",
+            "Served fusion model",
+            registry=self.registry,
+        )
+        self.session_provider = Gauge(
+            "phq_onnx_session_provider",
+            "1 for the execution provider each ONNX Runtime session really runs on",
+            ["model", "provider"],
+            registry=self.registry,
+        )
+        for stage in STAGES:
+            self.stage_seconds.labels(stage=stage)
+        for outcome in OUTCOMES:
+            self.predictions_total.labels(outcome=outcome)

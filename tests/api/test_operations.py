@@ -1,0 +1,84 @@
+"""Health, readiness, models, metrics and the OpenAPI docs of a real server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import onnxruntime as ort
+
+from tests.conftest import FUSION_DIR
+
+
+def test_healthz_and_readyz(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "models_loaded": True, "workers_alive": True}
+
+
+def test_models_shows_the_provider_that_really_runs(client: httpx.Client) -> None:
+    body = client.get("/models").json()
+    fusion = body["fusion"]
+    # what an ORT session with the same request ends up on in this environment
+    wanted = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    reference = ort.InferenceSession(str(FUSION_DIR / "model.onnx"), providers=wanted).get_providers()
+    assert fusion["provider"] == reference[0]
+    assert fusion["execution_providers"] == reference
+    assert fusion["requested_providers"] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    manifest = fusion["manifest"]
+    assert manifest["provenance"]["training_data"] == "synthetic"
+    assert manifest["provenance"]["clinically_validated"] is False
+
+
+def _sample(metrics: str, name: str, **labels: str) -> float:
+    label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    match = re.search(rf"^{re.escape(name)}\{{{re.escape(label_text)}\}} (\S+)$", metrics, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_metrics_show_stage_histograms_after_a_prediction(client: httpx.Client, media: dict) -> None:
+    before = client.get("/metrics").text
+    path: Path = media["wav"]
+    assert client.post("/predict", files={"audio": (path.name, path.read_bytes(), "audio/wav")}).status_code == 200
+    after = client.get("/metrics").text
+    for stage in ("upload", "decode", "audio", "windows", "inference", "total"):
+        grew = _sample(after, "phq_stage_seconds_count", stage=stage) - _sample(
+            before, "phq_stage_seconds_count", stage=stage
+        )
+        assert grew == 1, stage
+    assert _sample(after, "phq_predictions_total", outcome="ok") >= 1
+    assert _sample(after, "phq_request_seconds_count", route="/predict", method="POST") >= 1
+    assert _sample(after, "phq_requests_in_flight") == 0
+    assert re.search(r'^phq_model_info\{.*training_data="synthetic".*\} 1\.0$', after, re.MULTILINE)
+    assert re.search(r'^phq_onnx_session_provider\{model="fusion",provider="\w+"\} 1\.0$', after, re.MULTILINE)
+
+
+def test_openapi_documents_every_answer_field_with_an_example(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/predict" in spec["paths"]
+    schemas = spec["components"]["schemas"]
+    for name in ("PredictResponse", "Phq8", "ItemScore", "ModalityReport", "ModalityWeights", "TimelineWindow"):
+        for field, prop in schemas[name]["properties"].items():
+            documented = "examples" in prop or "description" in prop or "$ref" in prop or "allOf" in prop
+            assert documented, f"{name}.{field} has neither example nor description"
+    form = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert {"video", "audio", "transcript", "transcript_text", "participant_speaker"} <= set(
+        spec["components"]["schemas"][form["schema"]["$ref"].split("/")[-1]]["properties"]
+    )
+
+
+def test_docs_page_is_served_from_local_assets(client: httpx.Client) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200 and "swagger" in response.text.lower()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+
+
+def test_unknown_route_is_a_problem(client: httpx.Client) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")

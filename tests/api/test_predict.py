@@ -1,0 +1,140 @@
+"""POST /predict against a real uvicorn server: every input path, and bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.helpers import valid_answer
+from tests.api.transcripts import FORMATS, webvtt
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+
+def _file(path: Path, field: str, content_type: str = "application/octet-stream") -> dict:
+    return {field: (path.name, path.read_bytes(), content_type)}
+
+
+@pytest.mark.parametrize("container", ["mp4", "webm"])
+def test_video_audio_track_feeds_the_audio_branch(client: httpx.Client, media: dict, container: str) -> None:
+    response = client.post("/predict", files=_file(media[container], "video", f"video/{container}"))
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"audio"})
+    assert answer.inputs.audio.source == "video audio track"
+    assert answer.inputs.audio.duration_s == pytest.approx(media["seconds"], abs=0.5)
+    assert answer.inputs.visual.reason  # the visual branch says why it was not used
+
+
+@pytest.mark.parametrize("kind", ["wav", "flac", "mp3"])
+def test_audio_only(client: httpx.Client, media: dict, kind: str) -> None:
+    response = client.post("/predict", files=_file(media[kind], "audio"))
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"audio"})
+    assert answer.inputs.audio.quality["speech_seconds"] >= 30
+    assert answer.timeline and answer.timeline[0].modalities.audio == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_text_only_in_every_transcript_format(client: httpx.Client, name: str) -> None:
+    body = FORMATS[name]().encode()
+    response = client.post("/predict", files={"transcript": (name, body, "text/plain")})
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"text"})
+    # only the participant's ten answers, never the interviewer's questions
+    assert answer.inputs.text.quality["utterances"] == 10
+
+
+def test_transcript_text_field_works_like_a_file(client: httpx.Client) -> None:
+    response = client.post(
+        "/predict", data={"transcript_text": FORMATS["transcript.txt"](), "include_timeline": "false"}
+    )
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"text"})
+    assert answer.timeline is None
+
+
+def test_audio_and_text_share_the_weight(client: httpx.Client, interview: tuple) -> None:
+    path, turns = interview
+    files = {**_file(path, "audio"), "transcript": ("t.vtt", webvtt(turns).encode(), "text/vtt")}
+    response = client.post("/predict", files=files)
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"audio", "text"})
+    for item, weights in answer.attention.per_item.items():
+        assert abs(weights.audio + weights.text - 1.0) < 2e-3, item
+    # the speaker turns cut the audio down to the participant's answers
+    participant_s = sum(b - a for a, b, who, _ in turns if who == "Participant")
+    assert answer.inputs.audio.quality["participant_only"] == 1.0
+    assert answer.inputs.audio.duration_s == pytest.approx(participant_s, abs=0.1)
+    assert answer.inputs.text.quality["utterances"] == 20
+
+
+def test_the_same_interview_gives_the_same_answer(client: httpx.Client, media: dict) -> None:
+    files = _file(media["wav"], "audio")
+    first = client.post("/predict", files=files).json()
+    second = client.post("/predict", files=files).json()
+    assert first["phq8"] == second["phq8"]
+    assert first["request_id"] != second["request_id"]
+
+
+def _problem(response: httpx.Response, status: int, slug: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["type"].endswith("/" + slug)
+    assert body["detail"]
+    return body
+
+
+def test_no_modality_at_all_is_422(client: httpx.Client) -> None:
+    _problem(client.post("/predict", data={"include_timeline": "true"}), 422, "no-usable-input")
+
+
+def test_unknown_format_is_415(client: httpx.Client) -> None:
+    junk = bytes(range(256)) * 64
+    _problem(client.post("/predict", files={"audio": ("notes.wav", junk, "audio/wav")}), 415, "unsupported-media")
+
+
+def test_corrupt_audio_is_422(client: httpx.Client, media: dict) -> None:
+    data = media["flac"].read_bytes()
+    truncated = data[: len(data) * 2 // 5]  # a valid header, then the stream stops mid-frame
+    response = client.post("/predict", files={"audio": ("speech.flac", truncated, "audio/flac")})
+    _problem(response, 422, "corrupt-media")
+
+
+def test_empty_transcript_is_absent_with_a_warning(client: httpx.Client, media: dict) -> None:
+    files = {**_file(media["wav"], "audio"), "transcript": ("t.txt", b"  \n\n ", "text/plain")}
+    response = client.post("/predict", files=files)
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"audio"})
+    assert any("transcript is empty" in w for w in answer.warnings)
+
+
+def test_empty_transcript_alone_is_422(client: httpx.Client) -> None:
+    _problem(client.post("/predict", files={"transcript": ("t.txt", b"\n", "text/plain")}), 422, "no-usable-input")
+
+
+def test_too_little_speech_alone_is_422(client: httpx.Client, media: dict) -> None:
+    body = _problem(client.post("/predict", files=_file(media["short_wav"], "audio")), 422, "no-usable-input")
+    assert "speech" in body["detail"]
+
+
+def test_non_utf8_transcript_is_422(client: httpx.Client) -> None:
+    files = {"transcript": ("t.txt", "Ich fühle mich müde".encode("latin-1"), "text/plain")}
+    _problem(client.post("/predict", files=files), 422, "invalid-transcript")
+
+
+def test_both_transcript_file_and_text_is_400(client: httpx.Client) -> None:
+    response = client.post(
+        "/predict", data={"transcript_text": "hello there"}, files={"transcript": ("t.txt", b"hi", "text/plain")}
+    )
+    _problem(response, 400, "bad-request")
+
+
+def test_an_unknown_speaker_is_422_naming_the_speakers(client: httpx.Client) -> None:
+    files = {"transcript": ("t.vtt", webvtt().encode(), "text/vtt")}
+    body = _problem(
+        client.post("/predict", files=files, data={"participant_speaker": "Bob"}), 422, "invalid-transcript"
+    )
+    assert "Participant" in body["detail"]
