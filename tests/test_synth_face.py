@@ -28,7 +28,7 @@ def _items(**scores: float) -> np.ndarray:
 
 
 def _xy(frames: np.ndarray, index: int) -> np.ndarray:
-    return frames[:, 2 * index:2 * index + 2]
+    return frames[:, 2 * index : 2 * index + 2]
 
 
 def _y(frames: np.ndarray, index: int) -> np.ndarray:
@@ -118,7 +118,8 @@ def test_more_jitter_means_lower_confidence_and_noisier_landmarks() -> None:
     shaky = face_session(_items(), 30.0, np.random.default_rng(4), SPEC, jitter_scale=3.0)
     assert shaky.confidence.mean() < calm.confidence.mean()
     assert _lag_energy(shaky.frames, shaky.valid, slice(0, 136), lag=1) > _lag_energy(
-        calm.frames, calm.valid, slice(0, 136), lag=1)
+        calm.frames, calm.valid, slice(0, 136), lag=1
+    )
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.1, 0.35])
@@ -188,9 +189,11 @@ def test_speaking_opens_the_mouth() -> None:
 def test_psychomotor_slows_head_and_face() -> None:
     head = _paired("psychomotor", lambda s: _lag_energy(s.frames, s.valid, slice(YAW, PITCH + 1)))
     face = _paired("psychomotor", lambda s: _lag_energy(s.frames, s.valid, slice(0, 136)))
-    print(f"psychomotor 0 -> 3: head energy {head[0].mean():.2e} -> {head[1].mean():.2e} "
-          f"(d {_cohen_d(*head):.2f}); landmark energy {face[0].mean():.4f} -> {face[1].mean():.4f} "
-          f"(d {_cohen_d(*face):.2f})")
+    print(
+        f"psychomotor 0 -> 3: head energy {head[0].mean():.2e} -> {head[1].mean():.2e} "
+        f"(d {_cohen_d(*head):.2f}); landmark energy {face[0].mean():.4f} -> {face[1].mean():.4f} "
+        f"(d {_cohen_d(*face):.2f})"
+    )
     assert head[1].mean() < 0.6 * head[0].mean()
     assert face[1].mean() < 0.85 * face[0].mean()
     assert (head[1] < head[0]).mean() >= 0.75

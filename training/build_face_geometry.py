@@ -49,13 +49,11 @@ NPM_PACKAGE = "@mediapipe/face_mesh"
 NPM_VERSION = "0.4.1657299874"
 NPM_ASSETS_DATA = "package/face_mesh_solution_packed_assets.data"
 NPM_ASSETS_LOADER = "package/face_mesh_solution_packed_assets_loader.js"
-GEOMETRY_ASSET = ("/third_party/mediapipe/modules/face_geometry/data/"
-                  "geometry_pipeline_metadata_landmarks.binarypb")
+GEOMETRY_ASSET = "/third_party/mediapipe/modules/face_geometry/data/geometry_pipeline_metadata_landmarks.binarypb"
 CONNECTIONS_IN_WHEEL = "mediapipe/python/solutions/face_mesh_connections.py"
 LICENSE_IN_WHEEL = f"mediapipe-{MEDIAPIPE_VERSION}.dist-info/LICENSE"
 # names in the wheel that would hold a canonical face if it carried one
-CANONICAL_NAME_PATTERN = re.compile(
-    r"canonical_face_model\.obj$|geometry_pipeline_metadata.*\.(binarypb|pbtxt)$")
+CANONICAL_NAME_PATTERN = re.compile(r"canonical_face_model\.obj$|geometry_pipeline_metadata.*\.(binarypb|pbtxt)$")
 
 # MediaPipe (y up, z towards the camera) -> project face frame (y down, z away)
 MEDIAPIPE_TO_FACE_FRAME = np.diag([1.0, -1.0, -1.0])
@@ -70,9 +68,21 @@ def download_wheel(dest: Path) -> Path:
     wheel = dest / WHEEL_FILE
     if not wheel.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64",
-             f"mediapipe=={MEDIAPIPE_VERSION}", "-d", str(dest)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                f"mediapipe=={MEDIAPIPE_VERSION}",
+                "-d",
+                str(dest),
+            ],
             check=True,
         )
     return wheel
@@ -83,7 +93,9 @@ def download_npm_package(dest: Path) -> tuple[Path, str]:
     dest.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         ["npm", "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--json", "--pack-destination", str(dest)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     info = json.loads(result.stdout)[0]
     return dest / info["filename"], info["integrity"]
@@ -110,12 +122,12 @@ def _proto_fields(buf: bytes) -> list[tuple[int, int, object]]:
         if wire == 0:
             value, pos = _read_varint(buf, pos)
         elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
+            value, pos = buf[pos : pos + 8], pos + 8
         elif wire == 2:
             length, pos = _read_varint(buf, pos)
-            value, pos = buf[pos:pos + length], pos + length
+            value, pos = buf[pos : pos + length], pos + length
         elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
+            value, pos = buf[pos : pos + 4], pos + 4
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
         fields.append((number, wire, value))
@@ -186,14 +198,14 @@ def locate_canonical_mesh(wheel: Path) -> MeshSource:
         packed = archive.extractfile(NPM_ASSETS_DATA).read()
     files = json.loads(re.search(r'"files":\s*(\[.*?\])', loader, re.S).group(1))
     entry = next(f for f in files if f["filename"] == GEOMETRY_ASSET)
-    blob = packed[entry["start"]:entry["end"]]
+    blob = packed[entry["start"] : entry["end"]]
     return MeshSource(
         canonical_vertices_from_metadata(blob),
         {
             "kind": "npm",
             "wheel_search": f"{WHEEL_FILE} holds no canonical_face_model.obj and no "
-                            f"geometry_pipeline_metadata file (names searched: "
-                            f"{CANONICAL_NAME_PATTERN.pattern}; found {candidates})",
+            f"geometry_pipeline_metadata file (names searched: "
+            f"{CANONICAL_NAME_PATTERN.pattern}; found {candidates})",
             "package": NPM_PACKAGE,
             "version": NPM_VERSION,
             "license": "Apache-2.0 (package.json)",
@@ -202,8 +214,7 @@ def locate_canonical_mesh(wheel: Path) -> MeshSource:
             "npm_integrity": integrity,
             "path": f"{NPM_ASSETS_DATA} [{entry['start']}:{entry['end']}] = {GEOMETRY_ASSET}",
             "file_sha256": sha256_bytes(blob),
-            "format": "GeometryPipelineMetadata proto, canonical_mesh.vertex_buffer "
-                      "(x, y, z, u, v) per vertex",
+            "format": "GeometryPipelineMetadata proto, canonical_mesh.vertex_buffer (x, y, z, u, v) per vertex",
         },
     )
 
@@ -227,8 +238,9 @@ def build(out_dir: Path = OUT_DIR) -> dict[str, object]:
     mesh = source.vertices @ MEDIAPIPE_TO_FACE_FRAME.T
     ibug = mesh[list(MEDIAPIPE_TO_IBUG68)]
     # iBUG 36-41 is the eye on the image's left: MediaPipe calls it the (subject's) right eye
-    iris = np.stack([mesh[contours["FACEMESH_RIGHT_EYE"]].mean(axis=0),
-                     mesh[contours["FACEMESH_LEFT_EYE"]].mean(axis=0)])
+    iris = np.stack(
+        [mesh[contours["FACEMESH_RIGHT_EYE"]].mean(axis=0), mesh[contours["FACEMESH_LEFT_EYE"]].mean(axis=0)]
+    )
 
     # sanity of the frame: image-left eye at negative x, eyes above the mouth, nose towards the camera
     eye_distance = float(np.linalg.norm(ibug[45] - ibug[36]))
@@ -242,18 +254,17 @@ def build(out_dir: Path = OUT_DIR) -> dict[str, object]:
     canonical = {
         "format": "canonical_face_v1",
         "frame": "x right, y down, z away from the camera; MediaPipe's canonical face (y up, z towards "
-                 "the camera) mapped by (x, y, z) -> (x, -y, -z)",
+        "the camera) mapped by (x, y, z) -> (x, -y, -z)",
         "units": "cm",
         "mesh_points": rounded(mesh),
         "ibug68_index": list(MEDIAPIPE_TO_IBUG68),
         "ibug68_index_source": "bytedance/LatentSync @75a4a1733c73, latentsync/utils/image_processor.py "
-                               "(landmark_points_68), Apache-2.0",
+        "(landmark_points_68), Apache-2.0",
         "ibug68_points": rounded(ibug),
         "iris_centres": rounded(iris),
         "iris_estimate": "mean of the eye-contour vertices: FACEMESH_RIGHT_EYE (iBUG 36-41), "
-                         f"FACEMESH_LEFT_EYE (iBUG 42-47) of {CONNECTIONS_IN_WHEEL} in the wheel",
-        "eye_contour_index": {"ibug36_41": contours["FACEMESH_RIGHT_EYE"],
-                              "ibug42_47": contours["FACEMESH_LEFT_EYE"]},
+        f"FACEMESH_LEFT_EYE (iBUG 42-47) of {CONNECTIONS_IN_WHEEL} in the wheel",
+        "eye_contour_index": {"ibug36_41": contours["FACEMESH_RIGHT_EYE"], "ibug42_47": contours["FACEMESH_LEFT_EYE"]},
         "outer_eye_corner_distance": round(eye_distance, 6),
         "source": {
             "wheel": WHEEL_FILE,

@@ -304,9 +304,7 @@ def padded_batch_runner(model_dir: Path, threads: int) -> Callable[[Sequence[str
     return run
 
 
-def sorted_chunks_runner(
-    batch_run: Callable[[Sequence[str]], object], chunk: int
-) -> Callable[[Sequence[str]], object]:
+def sorted_chunks_runner(batch_run: Callable[[Sequence[str]], object], chunk: int) -> Callable[[Sequence[str]], object]:
     """Length-sorted chunks: the fastest batching, still batch-dependent under int8."""
     import numpy as np
 
@@ -341,9 +339,7 @@ def evaluate(model_path: Path, fp32_dir: Path, int8_dir: Path) -> tuple[dict[str
 
     reference_model = SentenceTransformer(str(model_path), device="cpu")
     if reference_model.max_seq_length != MAX_TOKENS:
-        raise RuntimeError(
-            f"sentence-transformers truncates at {reference_model.max_seq_length}, not {MAX_TOKENS}"
-        )
+        raise RuntimeError(f"sentence-transformers truncates at {reference_model.max_seq_length}, not {MAX_TOKENS}")
     reference = reference_model.encode(list(PARITY_SENTENCES), normalize_embeddings=True, batch_size=32)
 
     parity: dict[str, object] = {

@@ -85,8 +85,9 @@ class CanonicalFace:
 def load_canonical_face(path: Path = CANONICAL_FACE_PATH) -> CanonicalFace:
     data = json.loads(Path(path).read_text())
     points = np.asarray(data["ibug68_points"], dtype=np.float64)
-    return CanonicalFace(points, np.asarray(data["iris_centres"], dtype=np.float64),
-                         float(np.linalg.norm(points[45] - points[36])))
+    return CanonicalFace(
+        points, np.asarray(data["iris_centres"], dtype=np.float64), float(np.linalg.norm(points[45] - points[36]))
+    )
 
 
 def _severity(items: np.ndarray) -> dict[str, float]:
@@ -159,7 +160,7 @@ def _speaking_turns(n: int, rate_hz: float, rng: np.random.Generator) -> np.ndar
     pos, talking = 0, bool(rng.random() < 0.5)
     while pos < n:
         length = max(1, int(rng.exponential(6.0 if talking else 4.0) * rate_hz))
-        speaking[pos:pos + length] = talking
+        speaking[pos : pos + length] = talking
         pos, talking = pos + length, not talking
     return speaking
 
@@ -180,7 +181,7 @@ def _missing_runs(n: int, missing_ratio: float, rate_hz: float, rng: np.random.G
     pos = 0
     for run in range(n_runs):
         pos += gaps[run]
-        valid[pos:pos + run_lengths[run]] = False
+        valid[pos : pos + run_lengths[run]] = False
         pos += run_lengths[run]
     return valid
 
@@ -200,6 +201,7 @@ def _person_shape(face: CanonicalFace, rng: np.random.Generator) -> np.ndarray:
 
 def _deformation_bases(shape: np.ndarray) -> dict[str, np.ndarray]:
     """Displacements (68, 3) in cm per unit of each expression parameter."""
+
     def basis(moves: dict[int, tuple[float, float]]) -> np.ndarray:
         out = np.zeros((68, 3))
         for index, (dx_outward, dy) in moves.items():
@@ -207,8 +209,21 @@ def _deformation_bases(shape: np.ndarray) -> dict[str, np.ndarray]:
             out[index, :2] = (side * dx_outward, dy)
         return out
 
-    jaw = {8: 1.0, 7: 0.95, 9: 0.95, 6: 0.8, 10: 0.8, 5: 0.6, 11: 0.6, 4: 0.4, 12: 0.4, 3: 0.2, 13: 0.2,
-           2: 0.08, 14: 0.08}
+    jaw = {
+        8: 1.0,
+        7: 0.95,
+        9: 0.95,
+        6: 0.8,
+        10: 0.8,
+        5: 0.6,
+        11: 0.6,
+        4: 0.4,
+        12: 0.4,
+        3: 0.2,
+        13: 0.2,
+        2: 0.08,
+        14: 0.08,
+    }
     mouth_open = {i: (0.0, w) for i, w in jaw.items()}
     mouth_open |= {i: (0.0, 1.0) for i in (56, 57, 58, 65, 66, 67)}
     mouth_open |= {i: (0.0, 0.8) for i in (55, 59)}
@@ -222,9 +237,16 @@ def _deformation_bases(shape: np.ndarray) -> dict[str, np.ndarray]:
     brow_raise |= {i: (0.0, -0.9) for i in (21, 22)} | {i: (0.0, -0.15) for i in (37, 38, 43, 44)}
     furrow = {i: (-0.5, 0.6) for i in (21, 22)} | {i: (-0.3, 0.4) for i in (20, 23)}
     furrow |= {i: (0.0, 0.2) for i in (19, 24)}
-    bases = {name: basis(moves) for name, moves in (
-        ("mouth_open", mouth_open), ("smile", smile), ("corners_down", corners_down),
-        ("brow_raise", brow_raise), ("furrow", furrow))}
+    bases = {
+        name: basis(moves)
+        for name, moves in (
+            ("mouth_open", mouth_open),
+            ("smile", smile),
+            ("corners_down", corners_down),
+            ("brow_raise", brow_raise),
+            ("furrow", furrow),
+        )
+    }
     for eye, pairs in enumerate(LID_PAIRS):
         lid = np.zeros((68, 3))
         for upper, lower in pairs:
@@ -304,8 +326,8 @@ def _gaze_track(
             target = (rng.choice([-1.0, 1.0]) * rng.uniform(12.0, 25.0) * deg, rng.uniform(0.0, 15.0) * deg)
         else:
             target = (rng.normal(0.0, spread), rng.normal(0.0, 0.7 * spread))
-        yaw[pos:pos + length] = mean_yaw + target[0]
-        pitch[pos:pos + length] = mean_pitch + target[1]
+        yaw[pos : pos + length] = mean_yaw + target[0]
+        pitch[pos : pos + length] = mean_pitch + target[1]
         pos += length
     tremor = 0.6 * deg  # fixational eye movement
     return yaw + rng.normal(0.0, tremor, n), pitch + rng.normal(0.0, tremor, n)
@@ -340,8 +362,19 @@ def face_session(
         raise ValueError("jitter_scale must be positive")
     face = load_canonical_face()
     person = _draw_person(face, rng)
-    (turns_rng, mouth_rng, smile_rng, brow_rng, furrow_rng, blink_rng, gaze_rng, pose_rng, camera_rng,
-     missing_rng, noise_rng) = rng.spawn(11)
+    (
+        turns_rng,
+        mouth_rng,
+        smile_rng,
+        brow_rng,
+        furrow_rng,
+        blink_rng,
+        gaze_rng,
+        pose_rng,
+        camera_rng,
+        missing_rng,
+        noise_rng,
+    ) = rng.spawn(11)
     times = np.arange(n) / rate
     deg = np.pi / 180.0
     psy = sev["psychomotor"]
@@ -363,35 +396,63 @@ def face_session(
     mouth_open = talk * mouth_amp * syllables + idle_mouth
     smile_rate = 4.0 / 60.0 * expr_rate * (1.0 - 0.6 * sev["mood"])
     smile_size = 0.6 * expr_size * (1.0 - 0.4 * sev["mood"])
-    smile = _events(times, smile_rate, (1.0 * expr_slow, 4.0 * expr_slow),
-                    lambda: smile_size * smile_rng.uniform(0.4, 1.0), 0.25, smile_rng)
+    smile = _events(
+        times,
+        smile_rate,
+        (1.0 * expr_slow, 4.0 * expr_slow),
+        lambda: smile_size * smile_rng.uniform(0.4, 1.0),
+        0.25,
+        smile_rng,
+    )
     brow_rate = 8.0 / 60.0 * expr_rate * (1.0 - 0.5 * sev["interest"]) * (0.6 + 0.8 * talk)
     brow_size = 0.5 * expr_size * (1.0 - 0.5 * sev["interest"])
-    brow_raise = _events(times, brow_rate, (0.4 * expr_slow, 1.5 * expr_slow),
-                         lambda: brow_size * brow_rng.uniform(0.4, 1.0), 0.3, brow_rng)
-    furrow = _events(times, 2.0 / 60.0 * expr_rate * (1.0 + 0.5 * sev["mood"]), (1.0, 3.0),
-                     lambda: 0.3 * expr_size * furrow_rng.uniform(0.4, 1.0), 0.3, furrow_rng)
+    brow_raise = _events(
+        times,
+        brow_rate,
+        (0.4 * expr_slow, 1.5 * expr_slow),
+        lambda: brow_size * brow_rng.uniform(0.4, 1.0),
+        0.3,
+        brow_rng,
+    )
+    furrow = _events(
+        times,
+        2.0 / 60.0 * expr_rate * (1.0 + 0.5 * sev["mood"]),
+        (1.0, 3.0),
+        lambda: 0.3 * expr_size * furrow_rng.uniform(0.4, 1.0),
+        0.3,
+        furrow_rng,
+    )
     blink_rate = 17.0 / 60.0 * person.blink_rate * (1.0 + 0.6 * sev["energy"] + 0.3 * sev["sleep"])
     blink_length = 1.0 + 0.3 * sev["energy"] + 0.2 * sev["sleep"]
-    blinks = _events(times, blink_rate, (0.2 * blink_length, 0.4 * blink_length),
-                     lambda: blink_rng.uniform(0.85, 1.0), 0.5, blink_rng)
+    blinks = _events(
+        times,
+        blink_rate,
+        (0.2 * blink_length, 0.4 * blink_length),
+        lambda: blink_rng.uniform(0.85, 1.0),
+        0.5,
+        blink_rng,
+    )
     droop = float(np.clip(person.droop + 0.15 * sev["energy"] + 0.10 * sev["sleep"], 0.0, 0.5))
     gaze_yaw, gaze_pitch = _gaze_track(n, rate, person, sev, gaze_rng)
     closure = np.clip(droop + (1.0 - droop) * blinks + 0.8 * np.maximum(gaze_pitch, 0.0), 0.0, 1.0)
 
-    deformed = (shape[None]
-                + mouth_open[:, None, None] * bases["mouth_open"]
-                + smile[:, None, None] * bases["smile"]
-                + brow_raise[:, None, None] * bases["brow_raise"]
-                + furrow[:, None, None] * bases["furrow"]
-                + closure[:, None, None] * (bases["lid0"] + bases["lid1"]))
+    deformed = (
+        shape[None]
+        + mouth_open[:, None, None] * bases["mouth_open"]
+        + smile[:, None, None] * bases["smile"]
+        + brow_raise[:, None, None] * bases["brow_raise"]
+        + furrow[:, None, None] * bases["furrow"]
+        + closure[:, None, None] * (bases["lid0"] + bases["lid1"])
+    )
 
     # irises: eyeball centres move with the person's eye shape; gaze turns the iris on the eyeball
-    eye_shift = np.stack([(shape[36:42] - face.points[36:42]).mean(axis=0),
-                          (shape[42:48] - face.points[42:48]).mean(axis=0)])
+    eye_shift = np.stack(
+        [(shape[36:42] - face.points[36:42]).mean(axis=0), (shape[42:48] - face.points[42:48]).mean(axis=0)]
+    )
     eyeball = face.irises + eye_shift + np.array([0.0, 0.0, EYEBALL_RADIUS_CM])
-    direction = np.stack([np.sin(gaze_yaw) * np.cos(gaze_pitch), np.sin(gaze_pitch),
-                          -np.cos(gaze_yaw) * np.cos(gaze_pitch)], axis=-1)
+    direction = np.stack(
+        [np.sin(gaze_yaw) * np.cos(gaze_pitch), np.sin(gaze_pitch), -np.cos(gaze_yaw) * np.cos(gaze_pitch)], axis=-1
+    )
     irises = eyeball[None] + EYEBALL_RADIUS_CM * direction[:, None, :]
 
     # head pose: per-person mean plus a smooth random motion per axis (radians; pitch > 0 is head down)
@@ -404,8 +465,9 @@ def face_session(
 
     # weak perspective: face size and position in the image drift; the normalisation removes both
     scale = person.eye_px / face.eye_distance * np.exp(0.05 * _ou(n, 10.0 * rate, camera_rng))
-    drift = person.centre_px + 10.0 * np.stack([_ou(n, 8.0 * rate, camera_rng),
-                                                _ou(n, 8.0 * rate, camera_rng)], axis=-1)
+    drift = person.centre_px + 10.0 * np.stack(
+        [_ou(n, 8.0 * rate, camera_rng), _ou(n, 8.0 * rate, camera_rng)], axis=-1
+    )
     pivot = shape.mean(axis=0) + np.array([0.0, 0.0, 8.0])  # roughly the head's centre
     noise_px = person.noise_fraction * jitter_scale * person.eye_px
 
@@ -424,6 +486,5 @@ def face_session(
         iris_points = scale[t] * iris_camera[:, :2] + drift[t] + iris_noise[t]
         frames[t] = frame_vector(points, iris_points, pose_estimate[t, 0], pose_estimate[t, 1], spec)
         turned = abs(pose[t, 0]) + abs(pose[t, 1])
-        confidence[t] = np.clip(0.975 - 0.1 * turned - 0.04 * (jitter_scale - 1.0) + confidence_noise[t],
-                                0.5, 1.0)
+        confidence[t] = np.clip(0.975 - 0.1 * turned - 0.04 * (jitter_scale - 1.0) + confidence_noise[t], 0.5, 1.0)
     return FaceSession(frames=frames, valid=valid, confidence=confidence)
