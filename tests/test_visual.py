@@ -1,0 +1,320 @@
+"""The serve-time face extractor on generated media: geometry, tracking, sampling, quality."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.contract import VisualSpec
+from app.features.ibug68 import EYES, MOUTH
+from app.features.visual import (
+    ANCHORS,
+    NOTE_SEVERAL_FACES,
+    Detection,
+    FaceModels,
+    Roi,
+    VideoSampler,
+    VisualExtractor,
+    crop,
+    decode_detections,
+    head_pose,
+    primary_face,
+    roi_from_detection,
+    similarity_fit,
+    to_image,
+    weighted_nms,
+)
+from app.features.visual_space import euler_angles, rotation_matrix
+from tests.conftest import MODEL_STORE
+from tests.media import FACE_CROP, _pose, face_frames, write_video
+from training.synth.face import load_canonical_face
+
+SPEC = VisualSpec()
+YAW, PITCH, ROLL = (SPEC.channel_names.index(name) for name in ("yaw", "pitch", "roll"))
+SIZE = (320, 240)
+FPS = 10  # as the spec's rate: tick k is frame k
+N = 40
+NOSE_TIP = 30
+
+MODELS_BUILT = all(
+    (MODEL_STORE / name / "1" / "model.onnx").is_file()
+    for name in ("face_detector", "face_landmarks", "iris_landmarks")
+)
+needs_models = pytest.mark.skipif(
+    not MODELS_BUILT, reason="face models not built (python -m training.build_face_models)"
+)
+
+
+@pytest.fixture(scope="module")
+def extractor() -> VisualExtractor:
+    return VisualExtractor(FaceModels(MODEL_STORE), SPEC)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("visual")
+    return {
+        "pan": write_video(folder / "pan.mp4", face_frames(N, SIZE, "pan"), FPS),
+        "zoom": write_video(folder / "zoom.webm", face_frames(N, SIZE, "zoom", seed=1), FPS),
+        "rotate": write_video(folder / "rotate.mp4", face_frames(N, SIZE, "rotate", seed=2), FPS),
+    }
+
+
+@pytest.fixture(scope="module")
+def results(extractor: VisualExtractor, clips: dict[str, Path]) -> dict:
+    return {name: extractor.extract(path) for name, path in clips.items()}
+
+
+def _expected_pose(index: int, motion: str) -> tuple[float, float, float, float]:
+    return _pose(motion, index / (N - 1), SIZE)
+
+
+# ------------------------------------------------------------------------------ pure geometry
+
+
+def test_anchors_follow_the_two_grids() -> None:
+    assert ANCHORS.shape == (896, 2)
+    np.testing.assert_allclose(ANCHORS[:2], [[0.5 / 16, 0.5 / 16]] * 2)  # stride 8: 16x16 cells, 2 each
+    np.testing.assert_allclose(ANCHORS[2], [1.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(ANCHORS[512:518], [[0.5 / 8, 0.5 / 8]] * 6)  # stride 16: 8x8 cells, 6 each
+    np.testing.assert_allclose(ANCHORS[-1], [7.5 / 8, 7.5 / 8])
+
+
+def test_decode_places_boxes_and_keypoints_relative_to_their_anchor() -> None:
+    raw = np.zeros((896, 16))
+    logits = np.full(896, -10.0)
+    anchor = 600
+    raw[anchor, :4] = [6.4, -12.8, 32.0, 25.6]  # centre shift (0.05, -0.1), size (0.25, 0.2)
+    raw[anchor, 4:6] = [12.8, 0.0]  # first keypoint 0.1 right of the anchor
+    logits[anchor] = 2.0
+    boxes, keypoints, scores = decode_detections(raw, logits)
+    assert len(scores) == 1 and scores[0] == pytest.approx(1.0 / (1.0 + math.exp(-2.0)))
+    centre = ANCHORS[anchor] + [0.05, -0.1]
+    half = np.array([0.125, 0.1])
+    np.testing.assert_allclose(boxes[0], np.concatenate([centre - half, centre + half]))
+    np.testing.assert_allclose(keypoints[0, 0], ANCHORS[anchor] + [0.1, 0.0])
+    np.testing.assert_allclose(keypoints[0, 1], ANCHORS[anchor])
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_separate_faces() -> None:
+    boxes = np.array([[0.1, 0.1, 0.3, 0.3], [0.12, 0.1, 0.32, 0.3], [0.6, 0.6, 0.8, 0.8]])
+    keypoints = np.zeros((3, 6, 2))
+    keypoints[:, 0] = [[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]
+    scores = np.array([0.9, 0.6, 0.7])
+    merged, merged_kp, merged_scores = weighted_nms(boxes, keypoints, scores)
+    assert len(merged) == 2
+    np.testing.assert_allclose(merged_scores, [0.9, 0.7])
+    np.testing.assert_allclose(merged[0], (0.9 * boxes[0] + 0.6 * boxes[1]) / 1.5)
+    np.testing.assert_allclose(merged_kp[0, 0], [0.4, 0.4])
+    np.testing.assert_allclose(merged[1], boxes[2])
+
+
+def test_primary_face_prefers_the_large_central_one() -> None:
+    def det(x0: float, y0: float, side: float) -> Detection:
+        return Detection(np.array([x0, y0, x0 + side, y0 + side]), np.zeros((6, 2)), 0.9)
+
+    small_central, large_off = det(300, 220, 40), det(40, 40, 160)
+    assert primary_face([small_central, large_off], (640, 480)) == 1
+    assert primary_face([det(40, 40, 80), det(280, 200, 80)], (640, 480)) == 1  # same size: the central one
+
+
+def test_crop_and_its_affine_agree_also_when_rotated_and_flipped() -> None:
+    image = np.zeros((120, 160, 3), dtype=np.uint8)
+    image[60:64, 100:104] = 255  # a bright square centred on (102, 62)
+    for flip in (False, True):
+        roi = Roi(centre=np.array([90.0, 55.0]), side=50.0, angle=math.radians(25.0))
+        patch, affine = crop(image, roi, 64, flip=flip)
+        rows, cols = np.nonzero(patch[..., 0] > 0.5)
+        found = to_image(np.array([[cols.mean() + 0.5, rows.mean() + 0.5]]), affine)[0]
+        np.testing.assert_allclose(found, [102.0, 62.0], atol=0.5)
+
+
+def test_similarity_fit_recovers_scale_rotation_and_euler_angles() -> None:
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(50, 3))
+    angles = (0.3, -0.2, 0.15)
+    target = 2.5 * source @ rotation_matrix(*angles).T + [1.0, -2.0, 3.0]
+    scale, rotation, shift = similarity_fit(source, target)
+    assert scale == pytest.approx(2.5)
+    np.testing.assert_allclose(euler_angles(rotation), angles, atol=1e-9)
+    np.testing.assert_allclose(shift, [1.0, -2.0, 3.0], atol=1e-9)
+
+
+def test_head_pose_uses_the_synthetic_generators_convention() -> None:
+    # the generator turns the canonical face by rotation_matrix(yaw, pitch, roll) and keeps
+    # x, y as the image; a mesh posed that way must read back the same angles
+    canonical = load_canonical_face()
+    mesh = np.asarray(
+        json.loads((MODEL_STORE / "face_geometry" / "1" / "canonical_face.json").read_text())["mesh_points"]
+    )
+    yaw, pitch = math.radians(20.0), math.radians(-10.0)
+    posed = 30.0 * mesh @ rotation_matrix(yaw, pitch, 0.05).T + [320.0, 240.0, 0.0]
+    np.testing.assert_allclose(head_pose(posed, mesh), (yaw, pitch, 0.05), atol=1e-9)
+    # positive yaw turns the nose tip (closest to the camera) toward image left
+    nose = canonical.points[NOSE_TIP] @ rotation_matrix(yaw, 0.0, 0.0).T
+    assert nose[0] < canonical.points[NOSE_TIP, 0]
+
+
+# ------------------------------------------------------------------------------ sampling
+
+
+def test_sampler_takes_the_frame_nearest_each_tick(tmp_path: Path) -> None:
+    fps, n = 25, 60  # 2.4 s; frame i shows grey level 4 * i
+    frames = [np.full((64, 64, 3), 4 * i, dtype=np.uint8) for i in range(n)]
+    path = write_video(tmp_path / "ramp.mp4", frames, fps)
+    sampler = VideoSampler(path, SPEC.rate_hz)
+    picked = [round(float(f.mean()) / 4.0) for f in sampler]
+    assert sampler.ticks == len(picked) == round(n / fps * SPEC.rate_hz)
+    assert sampler.duration_s == pytest.approx(n / fps, abs=1.0 / fps)
+    for tick, index in enumerate(picked):
+        assert abs(index - tick * fps / SPEC.rate_hz) <= 0.5 + 1e-9, (tick, index)
+
+    short = VideoSampler(path, SPEC.rate_hz, max_seconds=1.0)
+    assert len(list(short)) == round(1.0 * SPEC.rate_hz) and short.cut
+
+
+# ------------------------------------------------------------------------------ the models on video
+
+
+@needs_models
+def test_rows_match_duration_and_layout(results: dict, clips: dict[str, Path]) -> None:
+    for name, result in results.items():
+        assert result.duration_s == pytest.approx(N / FPS, abs=1.0 / FPS), name
+        assert result.frames.shape == (round(result.duration_s * SPEC.rate_hz), SPEC.dim), name
+        assert result.frames.dtype == np.float32 and result.valid.shape == result.confidence.shape
+        assert result.valid.all(), name
+        assert (result.confidence > 0.9).all(), name
+        np.testing.assert_allclose(result.frames[:, 2 * 36 : 2 * 36 + 2], [[-0.5, 0.0]] * N, atol=1e-5)
+
+
+@needs_models
+def test_landmarks_follow_a_pan(results: dict) -> None:
+    result = results["pan"]
+    centres = np.array([_expected_pose(i, "pan")[:2] for i in range(N)])
+    offsets = result.landmarks_px.mean(axis=1) - centres  # the face's place on the moving head: constant
+    assert np.abs(offsets - np.median(offsets, axis=0)).max() < 3.0
+    travelled = result.landmarks_px[-1].mean(axis=0) - result.landmarks_px[0].mean(axis=0)
+    assert travelled[0] == pytest.approx(0.3 * SIZE[0], abs=3.0)
+    assert result.quality["tracking_losses"] == 0 and result.quality["redetections"] == 0
+
+
+@needs_models
+def test_eyes_above_nose_above_mouth(results: dict) -> None:
+    points = results["pan"].landmarks_px
+    assert (points[:, list(EYES), 1].max(axis=1) < points[:, NOSE_TIP, 1]).all()
+    assert (points[:, NOSE_TIP, 1] < points[:, list(MOUTH), 1].min(axis=1)).all()
+
+
+@needs_models
+def test_zoom_scales_the_inter_ocular_distance(results: dict) -> None:
+    result = results["zoom"]
+    ocular = np.linalg.norm(result.landmarks_px[:, 45] - result.landmarks_px[:, 36], axis=1)
+    heights = np.array([_expected_pose(i, "zoom")[2] for i in range(N)])
+    np.testing.assert_allclose(ocular / ocular[0], heights / heights[0], rtol=0.05)
+    sizes = [results["zoom"].quality["mean_face_size"], results["pan"].quality["mean_face_size"]]
+    assert all(0.2 < size < 0.8 for size in sizes)  # the head is 0.6 of the frame, hair included
+    assert results["zoom"].quality["tracking_losses"] == 0
+
+
+@needs_models
+def test_in_plane_rotation_shows_up_as_roll(results: dict) -> None:
+    result = results["rotate"]
+    angles = np.radians([_expected_pose(i, "rotate")[3] for i in range(N)])
+    roll = result.frames[:, ROLL].astype(np.float64)
+    # skimage's rotation turns +x toward +y (image y down), as the eye-line angle does
+    np.testing.assert_allclose(roll - roll[0], angles - angles[0], atol=math.radians(3.0))
+    assert result.quality["tracking_losses"] == 0 and result.quality["redetections"] == 0
+
+
+@needs_models
+def test_cut_to_no_face_is_invalid_and_tracking_recovers(extractor: VisualExtractor, tmp_path: Path) -> None:
+    frames = [
+        *face_frames(20, SIZE, "still"),
+        *face_frames(15, SIZE, face=False),
+        *face_frames(20, SIZE, "pan", seed=3),
+    ]
+    result = extractor.extract(write_video(tmp_path / "cut.webm", frames, FPS))
+    expected = np.r_[np.ones(20, bool), np.zeros(15, bool), np.ones(20, bool)]
+    np.testing.assert_array_equal(result.valid, expected)
+    assert not result.frames[~expected].any() and not result.confidence[~expected].any()
+    assert (result.frames[expected, -1] == 1.0).all()
+    assert result.quality["face_found_ratio"] == pytest.approx(40 / 55)
+    assert result.quality["tracking_losses"] == 1 and result.quality["redetections"] == 1
+    assert np.isnan(result.landmarks_px[~expected]).all()
+
+
+@needs_models
+def test_mirrored_face_mirrors_roll_and_keeps_pose_near_the_2d_fit(extractor: VisualExtractor) -> None:
+    from skimage import data
+
+    image = data.astronaut()
+    upright, mirrored = extractor.extract_frames([image]), extractor.extract_frames([image[:, ::-1].copy()])
+    assert upright.valid.all() and mirrored.valid.all()
+    assert abs(upright.frames[0, ROLL]) > math.radians(1.5)  # the astronaut's head is a little tilted
+    assert mirrored.frames[0, ROLL] == pytest.approx(-upright.frames[0, ROLL], abs=math.radians(1.5))
+    # the 3D mesh fit and a weak-perspective fit of the 68 points (as tests/test_synth_face) agree
+    model = load_canonical_face().points
+    for result in (upright, mirrored):
+        source, target = model - model.mean(axis=0), result.landmarks_px[0] - result.landmarks_px[0].mean(axis=0)
+        u, _, vt = np.linalg.svd(np.linalg.lstsq(source, target, rcond=None)[0].T, full_matrices=False)
+        rows = u @ vt
+        fitted = euler_angles(np.vstack([rows, np.cross(rows[0], rows[1])]))
+        assert abs(fitted[0] - result.frames[0, YAW]) < math.radians(5.0)
+        assert abs(fitted[1] - result.frames[0, PITCH]) < math.radians(6.0)
+
+
+@needs_models
+def test_mesh_depth_points_away_from_the_camera(extractor: VisualExtractor) -> None:
+    from skimage import data
+
+    image = data.astronaut()
+    face = extractor.detect(image)[0]
+    mesh = extractor.observe(image, roi_from_detection(face)).mesh
+    assert mesh[4, 2] < mesh[234, 2] and mesh[4, 2] < mesh[454, 2]  # nose tip nearer than the cheek edges
+
+
+@needs_models
+def test_several_faces_the_largest_central_one_is_analysed(extractor: VisualExtractor) -> None:
+    from skimage import data
+
+    head = data.astronaut()[FACE_CROP]  # 170 x 210
+    canvas = np.full((300, 400, 3), 120, dtype=np.uint8)
+    canvas[52:250, 80:240] = cv2.resize(head, (160, 198), interpolation=cv2.INTER_AREA)  # left of centre
+    canvas[5:153, 275:395] = cv2.resize(head, (120, 148), interpolation=cv2.INTER_AREA)  # top right corner
+    result = extractor.extract_frames([canvas.copy() for _ in range(3)])
+    assert result.valid.all()
+    assert result.quality["multiple_faces_frames"] >= 1
+    assert NOTE_SEVERAL_FACES in result.notes
+    centre = result.landmarks_px.mean(axis=1)
+    assert ((centre[:, 0] > 80) & (centre[:, 0] < 240) & (centre[:, 1] > 52) & (centre[:, 1] < 250)).all()
+
+
+@needs_models
+def test_no_face_at_all(extractor: VisualExtractor) -> None:
+    result = extractor.extract_frames(list(face_frames(5, SIZE, face=False)))
+    assert not result.valid.any() and not result.frames.any()
+    assert result.quality["face_found_ratio"] == 0.0 and result.quality["mean_face_size"] == 0.0
+    assert any("no face" in note for note in result.notes)
+
+
+@needs_models
+def test_a_sudden_jump_is_followed_on_the_same_frame(extractor: VisualExtractor) -> None:
+    from skimage import data
+
+    head = data.astronaut()[FACE_CROP][:210]
+
+    def placed(x: int) -> np.ndarray:
+        canvas = np.full((240, 320, 3), 120, dtype=np.uint8)
+        canvas[30:240, x : x + head.shape[1]] = head
+        return canvas
+
+    # 70 px is half the tracked crop: the mesh alone would report a fraction of it
+    result = extractor.extract_frames([placed(10) for _ in range(3)] + [placed(80) for _ in range(3)])
+    centres = result.landmarks_px.mean(axis=1)[:, 0]
+    np.testing.assert_allclose(centres[3:] - centres[0], 70.0, atol=3.0)
+    assert result.quality["tracking_losses"] == 0
