@@ -24,12 +24,10 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
-import hashlib
 import json
 import re
 import struct
 import subprocess
-import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -38,13 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from app.features.ibug68 import MEDIAPIPE_TO_IBUG68, MESH_POINTS
+from training.build_support import MEDIAPIPE_VERSION, MEDIAPIPE_WHEEL, download_mediapipe_wheel, sha256_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = REPO_ROOT / ".build" / "face_geometry"
 OUT_DIR = REPO_ROOT / "model_store" / "face_geometry" / "1"
 
-MEDIAPIPE_VERSION = "0.10.21"
-WHEEL_FILE = f"mediapipe-{MEDIAPIPE_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
+WHEEL_FILE = MEDIAPIPE_WHEEL
 NPM_PACKAGE = "@mediapipe/face_mesh"
 NPM_VERSION = "0.4.1657299874"
 NPM_ASSETS_DATA = "package/face_mesh_solution_packed_assets.data"
@@ -57,35 +55,6 @@ CANONICAL_NAME_PATTERN = re.compile(r"canonical_face_model\.obj$|geometry_pipeli
 
 # MediaPipe (y up, z towards the camera) -> project face frame (y down, z away)
 MEDIAPIPE_TO_FACE_FRAME = np.diag([1.0, -1.0, -1.0])
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def download_wheel(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    wheel = dest / WHEEL_FILE
-    if not wheel.exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--python-version",
-                "3.11",
-                "--platform",
-                "manylinux_2_28_x86_64",
-                f"mediapipe=={MEDIAPIPE_VERSION}",
-                "-d",
-                str(dest),
-            ],
-            check=True,
-        )
-    return wheel
 
 
 def download_npm_package(dest: Path) -> tuple[Path, str]:
@@ -224,7 +193,7 @@ def rounded(array: np.ndarray) -> list:
 
 
 def build(out_dir: Path = OUT_DIR) -> dict[str, object]:
-    wheel = download_wheel(BUILD_DIR / "wheel")
+    wheel = download_mediapipe_wheel(BUILD_DIR / "wheel")
     wheel_sha = sha256_bytes(wheel.read_bytes())
     with zipfile.ZipFile(wheel) as archive:
         license_full = archive.read(LICENSE_IN_WHEEL).decode()

