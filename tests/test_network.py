@@ -56,10 +56,14 @@ def test_modality_dropout_keeps_at_least_one_present_modality() -> None:
     from training.train import modality_dropout
 
     batch = {
-        "visual": torch.ones(64, 4, 2), "visual_mask": torch.ones(64, 4),
-        "audio": torch.ones(64, 4, 2), "audio_mask": torch.ones(64, 4),
-        "text": torch.ones(64, 4, 2), "text_mask": torch.ones(64, 4),
-        "modality_mask": torch.ones(64, 3), "quality": torch.ones(64, 3, 2),
+        "visual": torch.ones(64, 4, 2),
+        "visual_mask": torch.ones(64, 4),
+        "audio": torch.ones(64, 4, 2),
+        "audio_mask": torch.ones(64, 4),
+        "text": torch.ones(64, 4, 2),
+        "text_mask": torch.ones(64, 4),
+        "modality_mask": torch.ones(64, 3),
+        "quality": torch.ones(64, 3, 2),
     }
     batch["modality_mask"][:, 0] = 0.0  # visual missing everywhere
     modality_dropout(batch, 0.9, torch.Generator().manual_seed(0))

@@ -3,9 +3,11 @@
 Three branches (visual, audio, text): Conv1d -> BatchNorm -> ReLU -> max-pool ->
 BiLSTM -> masked temporal attention pooling -> one embedding per modality. Eight PHQ-8
 item heads, each with its own attention over the modalities present (a masked softmax
-whose score also sees the modality's quality figures), each giving a distribution over
-score bins. Expected item scores sum to the total; item order is kept (the reference's
-scoring sorted the items before summing, losing it).
+whose score sees the embedding and the modality's quality figures, plus a gate that
+multiplies a modality's weight by quality ** exponent with exponent >= 0.5, so weight
+always moves away from a degraded modality), each giving a distribution over score
+bins. Expected item scores sum to the total; item order is kept (the reference's scoring
+sorted the items before summing, losing it).
 
 Everything here exports to ONNX: masks are inputs, no packed sequences, no Python
 control flow that depends on data.
@@ -22,6 +24,9 @@ from app.contract import MODALITIES, FeatureSpec, NetworkConfig, OutputSemantics
 
 # large enough to zero a softmax term in float32, small enough not to overflow
 _MASK_NEG = 1e4
+# the attention score of a modality gains exponent * log(quality + eps) per quality figure
+QUALITY_FLOOR = 0.5
+QUALITY_EPS = 0.05
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
@@ -82,6 +87,8 @@ class FusionNet(nn.Module):
         self.attn_w = nn.Parameter(torch.randn(self.n_items, key_dim, cfg.head_hidden) / math.sqrt(key_dim))
         self.attn_b = nn.Parameter(torch.zeros(self.n_items, 1, cfg.head_hidden))
         self.attn_v = nn.Parameter(torch.randn(self.n_items, cfg.head_hidden) / math.sqrt(cfg.head_hidden))
+        # quality gate: per item and quality field, weight ~ quality ** (QUALITY_FLOOR + softplus(g))
+        self.quality_gain = nn.Parameter(torch.zeros(self.n_items, n_quality))
         self.head_w1 = nn.Parameter(
             torch.randn(self.n_items, cfg.embed_dim, cfg.head_hidden) / math.sqrt(cfg.embed_dim)
         )
@@ -103,7 +110,7 @@ class FusionNet(nn.Module):
         modality_mask: torch.Tensor,
         quality: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        logits, time_weights, modality_weights = self.forward_logits(
+        logits, time_weights, modality_weights, _ = self.forward_logits(
             visual, visual_mask, audio, audio_mask, text, text_mask, modality_mask, quality
         )
         probs = torch.softmax(logits, dim=-1)
@@ -120,7 +127,8 @@ class FusionNet(nn.Module):
         text_mask: torch.Tensor,
         modality_mask: torch.Tensor,
         quality: torch.Tensor,
-    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Item logits (B, H, K), temporal weights, modality weights (B, H, M), embeddings (B, M, E)."""
         embeddings, time_weights = [], []
         for k, (branch, x, m) in enumerate(
             zip(self.branches, (visual, audio, text), (visual_mask, audio_mask, text_mask), strict=True)
@@ -134,11 +142,27 @@ class FusionNet(nn.Module):
         keys = torch.cat([emb, quality, ids], dim=-1)  # (B, M, K)
         hidden = torch.tanh(torch.einsum("bmk,hka->bhma", keys, self.attn_w) + self.attn_b.unsqueeze(0))
         scores = torch.einsum("bhma,ha->bhm", hidden, self.attn_v)  # (B, H, M)
+        # a structural guarantee, not only a learned one: lower quality always means less weight
+        exponents = QUALITY_FLOOR + nn.functional.softplus(self.quality_gain)  # (H, Q)
+        scores = scores + torch.einsum("bmq,hq->bhm", torch.log(quality + QUALITY_EPS), exponents)
         weights = masked_softmax(scores, modality_mask.unsqueeze(1), dim=-1)
         fused = torch.einsum("bhm,bme->bhe", weights, emb)  # (B, H, E)
+        return self.heads(fused), time_weights, weights, emb
+
+    def heads(self, fused: torch.Tensor) -> torch.Tensor:
+        """Per-item MLPs: (B, H, E) -> logits (B, H, K)."""
         h = torch.relu(torch.einsum("bhe,hea->bha", self.dropout(fused), self.head_w1) + self.head_b1)
-        logits = torch.einsum("bha,hak->bhk", self.dropout(h), self.head_w2) + self.head_b2
-        return logits, time_weights, weights
+        return torch.einsum("bha,hak->bhk", self.dropout(h), self.head_w2) + self.head_b2
+
+    def unimodal_logits(self, emb: torch.Tensor) -> torch.Tensor:
+        """Each modality's embedding alone through the same heads: (B, M, E) -> (B, M, H, K).
+
+        Training only: it keeps every embedding predictive on its own and tells the
+        attention which modality predicted each item best.
+        """
+        batch, n_mod, dim = emb.shape
+        per_item = emb.unsqueeze(2).expand(batch, n_mod, self.n_items, dim).reshape(batch * n_mod, self.n_items, dim)
+        return self.heads(per_item).reshape(batch, n_mod, self.n_items, -1)
 
 
 INPUT_NAMES = ("visual", "visual_mask", "audio", "audio_mask", "text", "text_mask", "modality_mask", "quality")

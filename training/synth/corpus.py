@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 from collections.abc import Iterator
@@ -194,7 +195,8 @@ def build_corpus(
     if workers <= 1:
         done = dict(map(_job, jobs))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: the caller may already hold ONNX Runtime thread pools
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             done = dict(pool.map(_job, jobs, chunksize=4))
     return [Path(done[p.pid]) for p in people]
 
