@@ -61,7 +61,12 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
     await anyio.to_thread.run_sync(check_contract, features, settings.model_store)
     runner = FusionRunner(model, settings)
     await anyio.to_thread.run_sync(runner.warm_up)
-    workers = WorkerPool(settings.workers, text_encoder_dir(settings.model_store, features), settings.worker_threads)
+    workers = WorkerPool(
+        settings.workers,
+        settings.model_store,
+        text_encoder_dir(settings.model_store, features),
+        settings.worker_threads,
+    )
     await workers.start()
     manifest = model.manifest
     metrics.model_info.info(
@@ -75,7 +80,8 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
     )
     for provider in runner.providers:
         metrics.session_provider.labels(model="fusion", provider=provider).set(1 if provider == runner.provider else 0)
-    metrics.session_provider.labels(model="text_encoder", provider="CPUExecutionProvider").set(1)
+    for worker_model in ("text_encoder", "face_detector", "face_landmarks", "iris_landmarks"):
+        metrics.session_provider.labels(model=worker_model, provider="CPUExecutionProvider").set(1)
     log.info("serving fusion/%s on %s", manifest.version, runner.provider)
     return Services(settings=settings, metrics=metrics, model=model, runner=runner, workers=workers, ready=True)
 

@@ -12,7 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from app.errors import ProcessingTimeoutError, ServiceError
-from app.features.extract import Extracted, ExtractionJob, extract, text_encoder
+from app.features.extract import Extracted, ExtractionJob, extract, face_models, text_encoder
 
 log = logging.getLogger("app.workers")
 
@@ -21,8 +21,9 @@ class WorkerCrashError(ServiceError):
     status, type, title = 500, "worker-crashed", "Preprocessing worker crashed"
 
 
-def _warm_worker(text_encoder_dir: str, threads: int) -> None:
-    """Load the text encoder and compile librosa's numba kernels before the first request."""
+def _warm_worker(text_encoder_dir: str, model_store: str, threads: int) -> None:
+    """Load the text encoder and face models and compile librosa's numba kernels before the
+    first request."""
     import numpy as np
 
     from app.contract import AudioSpec
@@ -30,6 +31,7 @@ def _warm_worker(text_encoder_dir: str, threads: int) -> None:
 
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     text_encoder(Path(text_encoder_dir), threads).embed(["warm up"])
+    face_models(Path(model_store), threads)
     audio_features(np.zeros(AudioSpec().sample_rate, np.float32), AudioSpec())
 
 
@@ -38,8 +40,9 @@ def _ping() -> int:
 
 
 class WorkerPool:
-    def __init__(self, size: int, text_encoder_dir: Path, threads: int = 1) -> None:
+    def __init__(self, size: int, model_store: Path, text_encoder_dir: Path, threads: int = 1) -> None:
         self.size = size
+        self.model_store = model_store
         self.text_encoder_dir = text_encoder_dir
         self.threads = threads
         self._pool = self._new_pool()
@@ -50,7 +53,7 @@ class WorkerPool:
             max_workers=self.size,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_warm_worker,
-            initargs=(str(self.text_encoder_dir), self.threads),
+            initargs=(str(self.text_encoder_dir), str(self.model_store), self.threads),
         )
 
     async def start(self) -> None:

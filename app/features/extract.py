@@ -16,16 +16,15 @@ from app.contract import FeatureSpec
 from app.errors import CorruptMediaError, NoUsableInputError, TranscriptInvalidError, UnsupportedMediaError
 from app.features import audio as audio_features
 from app.features.transcript import TranscriptError, Utterance, parse_transcript, word_count
+from app.fusion.store import text_encoder_dir
 from app.probe import probe
-from app.windows import AudioTrack, TextTrack, WindowBatch, build_windows
-
-VISUAL_NOT_AVAILABLE = "face features from video are not extracted by this server version"
+from app.windows import AudioTrack, TextTrack, VisualTrack, WindowBatch, build_windows
 
 
 @dataclass(frozen=True)
 class ExtractionJob:
     features: FeatureSpec
-    text_encoder_dir: Path
+    model_store: Path
     video: Path | None = None
     audio: Path | None = None
     transcript: bytes | None = None
@@ -64,16 +63,26 @@ class _Stage:
         self.timings[self.name] = self.timings.get(self.name, 0.0) + 1000 * (time.perf_counter() - self.start)
 
 
-_encoders: dict[Path, object] = {}
+# models loaded once per worker process and reused across its requests
+_loaded: dict[tuple[str, Path], object] = {}
 
 
 def text_encoder(model_dir: Path, threads: int = 1):
-    """One encoder per worker process and model folder (loaded once, reused)."""
     from app.features.text import TextEncoder
 
-    if model_dir not in _encoders:
-        _encoders[model_dir] = TextEncoder(model_dir, intra_op_threads=threads)
-    return _encoders[model_dir]
+    key = ("text", model_dir)
+    if key not in _loaded:
+        _loaded[key] = TextEncoder(model_dir, intra_op_threads=threads)
+    return _loaded[key]
+
+
+def face_models(store: Path, threads: int = 1):
+    from app.features.visual import FaceModels
+
+    key = ("face", store)
+    if key not in _loaded:
+        _loaded[key] = FaceModels(store, intra_op_threads=threads)
+    return _loaded[key]
 
 
 def _absent(reason: str) -> dict:
@@ -94,12 +103,8 @@ def extract(job: ExtractionJob) -> Extracted:
         audio_info = probe(job.audio) if job.audio is not None else None
     if audio_info is not None and not audio_info.has_audio:
         raise UnsupportedMediaError("the audio upload holds no audio stream")
-    if video_info is not None:
-        if not video_info.has_video and not video_info.has_audio:
-            raise UnsupportedMediaError("the video upload holds neither video nor audio")
-        reports["visual"] = _absent(VISUAL_NOT_AVAILABLE if video_info.has_video else "the video holds no video stream")
-        if video_info.has_video:
-            warnings.append("the visual branch is not used: " + VISUAL_NOT_AVAILABLE)
+    if video_info is not None and not video_info.has_video and not video_info.has_audio:
+        raise UnsupportedMediaError("the video upload holds neither video nor audio")
 
     # transcript: participant utterances (and speaker turns for the audio)
     utterances: list[Utterance] = []
@@ -121,6 +126,15 @@ def extract(job: ExtractionJob) -> Extracted:
             warnings.append("no utterances of the participant were found in the transcript")
         if transcript.speakers and transcript.has_timestamps:
             turns = [(u.start_s, u.end_s) for u in utterances if u.start_s is not None and u.end_s is not None]
+
+    # visual: faces in the video (after the cheap checks above, so bad text fails fast)
+    visual_track = None
+    if video_info is not None:
+        if video_info.has_video:
+            with clock.stage("visual"):
+                visual_track, reports["visual"] = _visual_branch(job, warnings)
+        else:
+            reports["visual"] = _absent("the video holds no video stream")
 
     # audio: a separate audio upload wins over the video's own track
     audio_track, media_duration = None, None
@@ -159,15 +173,36 @@ def extract(job: ExtractionJob) -> Extracted:
         with clock.stage("text"):
             text_track, reports["text"] = _text_branch(utterances, media_duration, features, job)
 
-    if audio_track is None and text_track is None:
+    if visual_track is None and audio_track is None and text_track is None:
         reasons = "; ".join(f"{m}: {r['reason']}" for m, r in reports.items() if not r["used"])
         raise NoUsableInputError(f"no modality is usable ({reasons})")
     with clock.stage("windows"):
-        windows = build_windows(features, audio=audio_track, text=text_track)
+        windows = build_windows(features, visual=visual_track, audio=audio_track, text=text_track)
     for k, name in enumerate(("visual", "audio", "text")):
         if reports[name]["used"]:
             reports[name]["windows"] = int(windows.modality_mask[:, k].sum())
     return Extracted(windows=windows, reports=reports, warnings=warnings, timings_ms=timings)
+
+
+def _visual_branch(job: ExtractionJob, warnings: list[str]) -> tuple[VisualTrack | None, dict]:
+    from app.features.visual import VisualDecodeError, VisualExtractor
+
+    extractor = VisualExtractor(face_models(job.model_store), job.features.visual)
+    try:
+        result = extractor.extract(job.video, job.max_media_seconds)
+    except VisualDecodeError:
+        warnings.append("the video's frames could not be decoded; the visual branch was not used")
+        return None, _absent("the video's frames could not be decoded")
+    warnings.extend(result.notes)
+    report = {
+        "duration_s": round(result.duration_s, 2),
+        "quality": {k: round(float(v), 4) for k, v in result.quality.items()},
+    }
+    if not result.valid.any():
+        warnings.append("no face was found in the video; the visual branch was not used")
+        return None, {"used": False, "reason": "no face was found in the video", **report}
+    track = VisualTrack(frames=result.frames, valid=result.valid, confidence=result.confidence)
+    return track, {"used": True, "source": "video", **report}
 
 
 def _audio_branch(
@@ -209,7 +244,7 @@ def _text_branch(
     utterances: list[Utterance], media_duration: float | None, features: FeatureSpec, job: ExtractionJob
 ) -> tuple[TextTrack, dict]:
     texts = [u.text for u in utterances]
-    embeddings = text_encoder(job.text_encoder_dir).embed(texts)
+    embeddings = text_encoder(text_encoder_dir(job.model_store, features)).embed(texts)
     starts = np.array([u.start_s if u.start_s is not None else np.nan for u in utterances], dtype=np.float64)
     timed = bool(np.isfinite(starts).all())
     if not timed:

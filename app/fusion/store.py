@@ -89,6 +89,12 @@ def check_contract(features: FeatureSpec, store: Path) -> None:
     dim = encoder.embed(["contract check"]).shape[1]
     if dim != features.text.dim:
         raise ModelStoreError(f"features.text.dim: the encoder gives {dim}, manifest says {features.text.dim}")
-    # visual: the frame layout is fixed by the schema's literals; the channel count must agree
+    # visual: the frame layout is fixed by the schema's literals; the face models must load
     if features.visual.dim != len(features.visual.channel_names):
         raise ModelStoreError("features.visual: channel layout does not match the extractor")
+    from app.features.visual import FaceModelError, FaceModels
+
+    try:
+        FaceModels(store)
+    except (FaceModelError, OSError) as exc:
+        raise ModelStoreError(f"features.visual: the face models cannot be loaded ({exc})") from exc

@@ -96,7 +96,7 @@ def client(server: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def media(tmp_path_factory) -> dict[str, Path]:
     """Speech of the answers as audio files and talking-face videos."""
-    from tests.media import speech_signal, talking_head, write_audio
+    from tests.media import face_frames, speech_signal, talking_head, write_audio, write_video
 
     folder = tmp_path_factory.mktemp("media")
     text = " ".join(ANSWERS * 2)  # about 70 s: two windows
@@ -108,6 +108,10 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "mp4": talking_head(folder / "interview.mp4", text, fps=10),
         "webm": talking_head(folder / "interview.webm", text, fps=10),
         "short_wav": write_audio(speech_signal(ANSWERS[0]), 16000, folder / "short.wav"),
+        "faceless_mp4": write_video(
+            folder / "faceless.mp4", face_frames(round(signal.size / 16000 * 10), face=False), 10, audio=signal
+        ),
+        "faceless_silent_mp4": write_video(folder / "faceless_silent.mp4", face_frames(50, face=False), 10),
     }
     out["seconds"] = signal.shape[0] / 16000  # type: ignore[assignment]
     return out

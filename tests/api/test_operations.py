@@ -33,9 +33,12 @@ def test_models_shows_the_provider_that_really_runs(client: httpx.Client) -> Non
 
 
 def _sample(metrics: str, name: str, **labels: str) -> float:
-    label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    match = re.search(rf"^{re.escape(name)}\{{{re.escape(label_text)}\}} (\S+)$", metrics, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    """Value of the sample ``name`` whose label set is exactly ``labels`` (0 when absent)."""
+    for line in metrics.splitlines():
+        match = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)", line)
+        if match and dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or "")) == labels:
+            return float(match.group(2))
+    return 0.0
 
 
 def test_metrics_show_stage_histograms_after_a_prediction(client: httpx.Client, media: dict) -> None:

@@ -18,13 +18,30 @@ def _file(path: Path, field: str, content_type: str = "application/octet-stream"
 
 
 @pytest.mark.parametrize("container", ["mp4", "webm"])
-def test_video_audio_track_feeds_the_audio_branch(client: httpx.Client, media: dict, container: str) -> None:
+def test_a_talking_face_video_feeds_the_visual_and_audio_branches(
+    client: httpx.Client, media: dict, container: str
+) -> None:
     response = client.post("/predict", files=_file(media[container], "video", f"video/{container}"))
     assert response.status_code == 200, response.text
-    answer = valid_answer(response.json(), used={"audio"})
+    answer = valid_answer(response.json(), used={"visual", "audio"})
     assert answer.inputs.audio.source == "video audio track"
     assert answer.inputs.audio.duration_s == pytest.approx(media["seconds"], abs=0.5)
-    assert answer.inputs.visual.reason  # the visual branch says why it was not used
+    visual = answer.inputs.visual
+    assert visual.duration_s == pytest.approx(media["seconds"], abs=0.5)
+    assert visual.quality["face_found_ratio"] > 0.9
+
+
+def test_a_video_without_a_face_still_answers_from_its_audio(client: httpx.Client, media: dict) -> None:
+    response = client.post("/predict", files=_file(media["faceless_mp4"], "video", "video/mp4"))
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"audio"})
+    assert answer.inputs.visual.reason == "no face was found in the video"
+    assert any("no face" in w for w in answer.warnings)
+
+
+def test_a_video_without_a_face_or_anything_else_is_422(client: httpx.Client, media: dict) -> None:
+    response = client.post("/predict", files=_file(media["faceless_silent_mp4"], "video", "video/mp4"))
+    _problem(response, 422, "no-usable-input")
 
 
 @pytest.mark.parametrize("kind", ["wav", "flac", "mp3"])

@@ -55,6 +55,10 @@ async def models(services: ServicesDep) -> dict:
             "requested_providers": services.settings.provider_names,
             "manifest": manifest.model_dump(mode="json"),
         },
+        "face_models": {
+            name: {"path": f"{name}/1", "execution_providers": ["CPUExecutionProvider"]}
+            for name in ("face_detector", "face_landmarks", "iris_landmarks")
+        },
         "text_encoder": {
             "path": str(
                 text_encoder_dir(services.settings.model_store, features).relative_to(services.settings.model_store)

@@ -14,7 +14,6 @@ from app.api.deps import ServicesDep
 from app.api.problems import MEDIA_TYPE
 from app.errors import BadRequestError, NoUsableInputError, ServiceError
 from app.features.extract import ExtractionJob
-from app.fusion.store import text_encoder_dir
 from app.upload import private_folder, read_small, spool, suffix_hint
 
 router = APIRouter(tags=["prediction"])
@@ -89,7 +88,7 @@ async def predict(
             features = services.model.manifest.features
             job = ExtractionJob(
                 features=features,
-                text_encoder_dir=text_encoder_dir(settings.model_store, features),
+                model_store=settings.model_store,
                 video=video_path,
                 audio=audio_path,
                 transcript=transcript_bytes,
