@@ -31,6 +31,19 @@ def test_a_talking_face_video_feeds_the_visual_and_audio_branches(
     assert visual.quality["face_found_ratio"] > 0.9
 
 
+def test_a_talking_face_video_with_its_transcript_uses_all_three_modalities(client: httpx.Client, media: dict) -> None:
+    files = {
+        **_file(media["mp4"], "video", "video/mp4"),
+        "transcript": ("t.txt", (FORMATS["transcript.txt"]() * 2).encode(), "text/plain"),
+    }
+    response = client.post("/predict", files=files)
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"visual", "audio", "text"})
+    for item, weights in answer.attention.per_item.items():
+        assert abs(weights.visual + weights.audio + weights.text - 1.0) < 2e-3, item
+    assert all(w.modalities.visual > 0 and w.modalities.text > 0 for w in answer.timeline or [])
+
+
 def test_a_video_without_a_face_still_answers_from_its_audio(client: httpx.Client, media: dict) -> None:
     response = client.post("/predict", files=_file(media["faceless_mp4"], "video", "video/mp4"))
     assert response.status_code == 200, response.text
