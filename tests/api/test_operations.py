@@ -58,6 +58,13 @@ def test_metrics_show_stage_histograms_after_a_prediction(client: httpx.Client, 
     assert re.search(r'^phq_onnx_session_provider\{model="fusion",provider="\w+"\} 1\.0$', after, re.MULTILINE)
 
 
+def test_a_refused_prediction_is_counted_by_outcome(client: httpx.Client) -> None:
+    before = _sample(client.get("/metrics").text, "phq_predictions_total", outcome="unusable_input")
+    assert client.post("/predict", data={"include_timeline": "true"}).status_code == 422
+    after = _sample(client.get("/metrics").text, "phq_predictions_total", outcome="unusable_input")
+    assert after == before + 1
+
+
 def test_openapi_documents_every_answer_field_with_an_example(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     assert "/predict" in spec["paths"]

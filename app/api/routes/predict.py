@@ -63,17 +63,16 @@ async def predict(
     settings, metrics = services.settings, services.metrics
     started = time.perf_counter()
     video, audio, transcript = _given(video), _given(audio), _given(transcript)
-    if transcript is not None and transcript_text is not None:
-        raise BadRequestError("send either a transcript file or transcript_text, not both")
-    if model_version is not None and model_version != services.model.manifest.version:
-        raise NoUsableInputError(
-            f"model version {model_version} is not served here (serving {services.model.manifest.version})"
-        )
-    if video is None and audio is None and transcript is None and not transcript_text:
-        raise NoUsableInputError("no input: send a video, an audio file or a transcript")
-
     metrics.in_flight.inc()
     try:
+        if transcript is not None and transcript_text is not None:
+            raise BadRequestError("send either a transcript file or transcript_text, not both")
+        if model_version is not None and model_version != services.model.manifest.version:
+            raise NoUsableInputError(
+                f"model version {model_version} is not served here (serving {services.model.manifest.version})"
+            )
+        if video is None and audio is None and transcript is None and not transcript_text:
+            raise NoUsableInputError("no input: send a video, an audio file or a transcript")
         with private_folder(settings.spool_dir) as folder:
             t0 = time.perf_counter()
             video_path = await spool(video, folder, "video", settings.max_upload_bytes) if video else None
