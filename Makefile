@@ -32,8 +32,10 @@ serve: EXTRAS = cpu
 serve: setup
 	$(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
 
+# VERSION: the fusion version folder to write (rebuilds the shipped one by default)
+VERSION ?= 2
 train: system-deps setup
-	$(BIN)/python -m training.train --version 1
+	$(BIN)/python -m training.train --version $(VERSION)
 
 evaluate: system-deps setup
-	$(BIN)/python -m training.evaluate --model model_store/fusion/1
+	$(BIN)/python -m training.evaluate

@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 
 from app.contract import FusionManifest
+from app.fusion.store import versions
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_STORE = ROOT / "model_store"
-FUSION_DIR = MODEL_STORE / "fusion" / "1"
+# the version the server serves by default: the highest in the store
+FUSION_VERSION = max(versions(MODEL_STORE, "fusion"))
+FUSION_DIR = MODEL_STORE / "fusion" / str(FUSION_VERSION)
 TEXT_ENCODER_DIR = MODEL_STORE / "text_encoder" / "1"
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None

@@ -13,23 +13,26 @@ from app.fusion.store import ModelStoreError, check_contract, load_fusion, versi
 from tests.conftest import FUSION_DIR, MODEL_STORE
 
 
+def _add_version(store: Path, version: int) -> Path:
+    """The shipped model filed as ``version`` in ``store``."""
+    folder = store / "fusion" / str(version)
+    shutil.copytree(FUSION_DIR, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["version"] = version
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
 def _store_copy(tmp_path: Path, version: int = 1) -> Path:
     store = tmp_path / "store"
-    shutil.copytree(FUSION_DIR, store / "fusion" / str(version))
+    _add_version(store, version)
     (store / "text_encoder").symlink_to(MODEL_STORE / "text_encoder")
-    if version != 1:
-        manifest = json.loads((store / "fusion" / str(version) / "manifest.json").read_text())
-        manifest["version"] = version
-        (store / "fusion" / str(version) / "manifest.json").write_text(json.dumps(manifest))
     return store
 
 
 def test_the_highest_version_is_served_by_default(tmp_path: Path) -> None:
     store = _store_copy(tmp_path)
-    shutil.copytree(store / "fusion" / "1", store / "fusion" / "3")
-    manifest = json.loads((store / "fusion" / "3" / "manifest.json").read_text())
-    manifest["version"] = 3
-    (store / "fusion" / "3" / "manifest.json").write_text(json.dumps(manifest))
+    _add_version(store, 3)
     assert versions(store, "fusion") == [1, 3]
     assert load_fusion(store).manifest.version == 3
     assert load_fusion(store, 1).manifest.version == 1
@@ -42,7 +45,7 @@ def test_a_missing_version_is_refused(tmp_path: Path) -> None:
 
 def test_a_model_file_that_does_not_match_its_sha256_is_refused(tmp_path: Path) -> None:
     store = _store_copy(tmp_path)
-    model = store / "fusion" / "1" / "model.onnx"
+    model = store / "fusion" / "1" / FusionManifest.load(store / "fusion" / "1" / "manifest.json").model_file
     model.write_bytes(model.read_bytes() + b"\0")
     with pytest.raises(ModelStoreError, match="sha256"):
         load_fusion(store)

@@ -1,6 +1,6 @@
 """Participant-level evaluation on held-out synthetic participants.
 
-``python -m training.evaluate --model model_store/fusion/1`` runs the exported model in
+``python -m training.evaluate [--model model_store/fusion/<version>]`` runs the exported model in
 ONNX Runtime (what the server runs) on a fresh held-out draw and prints MAE, RMSE, CCC
 and F1 at the cut-off for every modality subset, each next to the mean predictor.
 """
@@ -16,6 +16,7 @@ import numpy as np
 
 from app.contract import MODALITIES, FusionManifest, OutputSemantics
 from app.fusion.aggregate import aggregate
+from app.fusion.store import served_model_dir
 from training.data import WindowSet, modality_subsets, regression_metrics, restrict
 
 RunFn = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -107,13 +108,14 @@ def main() -> None:
     from training.synth.participants import draw_participants
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", type=Path, default=Path("model_store/fusion/1"))
+    parser.add_argument("--model", type=Path, help="a fusion version folder (default: the highest in model_store)")
     parser.add_argument("--participants", type=int, default=120)
     parser.add_argument("--seed", type=int, default=2024, help="a seed other than the training seed")
     parser.add_argument("--cache", type=Path, default=Path(".build/corpus"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
+    args.model = args.model or served_model_dir()
 
     manifest = FusionManifest.load(args.model / "manifest.json")
     people = draw_participants(args.participants, seed=args.seed, first_pid=1_000_000)

@@ -1,6 +1,6 @@
 """How the shipped model reacts when one modality is damaged at the source.
 
-    python -m training.robustness [--model model_store/fusion/1] [--participants 30]
+    python -m training.robustness [--model model_store/fusion/<version>] [--participants 30]
 
 Builds the same held-out synthetic people clean and with each damage (through the
 serve-time extractors) and prints, per damage, the mean modality weights, the MAE with
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from app.contract import MODALITIES, FusionManifest
+from app.fusion.store import served_model_dir
 from training.data import load_windows
 from training.evaluate import onnx_runner, predict_participants
 from training.synth.corpus import build_corpus
@@ -33,11 +34,12 @@ DAMAGES: dict[str, tuple[str | None, Degradation]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("model_store/fusion/1"))
+    parser.add_argument("--model", type=Path, help="a fusion version folder (default: the highest in model_store)")
     parser.add_argument("--participants", type=int, default=30)
     parser.add_argument("--seed", type=int, default=90210)
     parser.add_argument("--cache", type=Path, default=Path(".build/corpus"))
     args = parser.parse_args()
+    args.model = args.model or served_model_dir()
 
     manifest = FusionManifest.load(args.model / "manifest.json")
     run = onnx_runner(args.model / manifest.model_file)

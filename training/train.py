@@ -1,6 +1,6 @@
 """Train, select, evaluate, export and ship a fusion model version.
 
-    python -m training.train --version 1
+    python -m training.train --version 2
 
 draws seeded synthetic participants (split into train / validation / test), builds
 their sessions through the serve-time extractors (cached under .build/corpus), trains

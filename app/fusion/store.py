@@ -34,6 +34,14 @@ def versions(store: Path, model: str) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def served_model_dir(store: Path = Path("model_store")) -> Path:
+    """The folder of the fusion version served by default (the highest)."""
+    available = versions(store, "fusion")
+    if not available:
+        raise ModelStoreError(f"no fusion model versions under {Path(store) / 'fusion'}")
+    return Path(store) / "fusion" / str(max(available))
+
+
 def load_fusion(store: Path, version: int | None = None) -> FusionModel:
     available = versions(store, "fusion")
     if not available:

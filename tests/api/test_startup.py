@@ -14,13 +14,14 @@ from tests.conftest import FUSION_DIR, MODEL_STORE, ROOT
 
 def test_a_contract_mismatch_stops_start_up_naming_the_field(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    shutil.copytree(FUSION_DIR, store / "fusion" / "1")
-    (store / "text_encoder").symlink_to(MODEL_STORE / "text_encoder")
     manifest = FusionManifest.load(FUSION_DIR / "manifest.json")
+    folder = store / "fusion" / str(manifest.version)
+    shutil.copytree(FUSION_DIR, folder)
+    (store / "text_encoder").symlink_to(MODEL_STORE / "text_encoder")
     features = manifest.features.model_copy(update={"text": manifest.features.text.model_copy(update={"dim": 512})})
     inputs, outputs = io_specs(features, manifest.semantics)
     manifest.model_copy(update={"features": features, "inputs": inputs, "outputs": outputs}).dump(
-        store / "fusion" / "1" / "manifest.json"
+        folder / "manifest.json"
     )
     env = {**os.environ, "PHQ_MODEL_STORE": str(store), "PHQ_WORKERS": "1"}
     result = subprocess.run(

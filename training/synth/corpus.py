@@ -30,7 +30,7 @@ from app.features import audio as audio_features
 from app.windows import AudioTrack, TextTrack, VisualTrack
 from training.synth.participants import Participant
 
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 _encoder = None  # one text encoder per worker process
 
 

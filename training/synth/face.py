@@ -57,6 +57,9 @@ from app.features.visual_space import frame_vector, rotation_matrix
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CANONICAL_FACE_PATH = REPO_ROOT / "model_store" / "face_geometry" / "1" / "canonical_face.json"
+# offsets from the canonical face to what the serve-time extractor measures on a real face
+# (python -m training.visual_calibration --write)
+CALIBRATION_PATH = Path(__file__).resolve().parent / "face_calibration.json"
 
 EYEBALL_RADIUS_CM = 1.2
 # upper/lower lid point pairs that meet when the eye closes, per eye (iBUG indices)
@@ -186,9 +189,34 @@ def _missing_runs(n: int, missing_ratio: float, rate_hz: float, rng: np.random.G
     return valid
 
 
-def _person_shape(face: CanonicalFace, rng: np.random.Generator) -> np.ndarray:
-    """A plausible individual face: the canonical one scaled, with region offsets and point noise."""
-    shape = face.points * (1.0 + rng.normal(0.0, 0.04, size=3))
+@dataclass(frozen=True)
+class Calibration:
+    shape_cm: np.ndarray  # (68, 2) x, y offsets of the neutral face, cm
+    iris_cm: np.ndarray  # (2, 2) x, y offsets of the iris centres, cm
+    pitch_deg: float
+
+
+@lru_cache(maxsize=1)
+def load_calibration(path: Path = CALIBRATION_PATH) -> Calibration:
+    face = load_canonical_face()
+    data = json.loads(Path(path).read_text())
+    eye_width = np.linalg.norm(face.points[[39, 45], :2] - face.points[[36, 42], :2], axis=1)  # per eye, cm
+    return Calibration(
+        shape_cm=np.asarray(data["shape_offset"]) * face.eye_distance,
+        iris_cm=np.asarray(data["iris_offset"]) * eye_width[:, None],
+        pitch_deg=float(data["pitch_offset_deg"]),
+    )
+
+
+NO_CALIBRATION = Calibration(np.zeros((68, 2)), np.zeros((2, 2)), 0.0)
+
+
+def _person_shape(face: CanonicalFace, rng: np.random.Generator, calibration: Calibration) -> np.ndarray:
+    """A plausible individual face: the canonical one moved towards a measured real face (by
+    a random share per person), scaled, with region offsets and point noise."""
+    shape = face.points.copy()
+    shape[:, :2] += rng.uniform(0.5, 1.2) * calibration.shape_cm
+    shape *= 1.0 + rng.normal(0.0, 0.04, size=3)
     for region in REGIONS[1:]:  # jaw stays anchored to the skull scaling
         shape[list(region), 1] += rng.normal(0.0, 0.12)
     shape += rng.normal(0.0, 0.06, size=shape.shape)
@@ -287,9 +315,9 @@ class _Person:
     noise_fraction: float  # landmark noise sd / outer-eye-corner distance
 
 
-def _draw_person(face: CanonicalFace, rng: np.random.Generator) -> _Person:
+def _draw_person(face: CanonicalFace, rng: np.random.Generator, calibration: Calibration) -> _Person:
     return _Person(
-        shape=_person_shape(face, rng),
+        shape=_person_shape(face, rng, calibration),
         corner_offset_cm=float(rng.normal(0.0, 0.08)),
         movement=_log_factor(rng, 0.3),
         slowness=_log_factor(rng, 0.25),
@@ -298,7 +326,8 @@ def _draw_person(face: CanonicalFace, rng: np.random.Generator) -> _Person:
         mouth_size=_log_factor(rng, 0.25),
         blink_rate=_log_factor(rng, 0.35),
         droop=float(rng.normal(0.05, 0.05)),
-        pose_mean_deg=rng.normal(0.0, [4.0, 3.5, 2.0]),
+        # pitch: camera height relative to the eyes varies a lot between set-ups
+        pose_mean_deg=rng.normal([0.0, calibration.pitch_deg, 0.0], [4.0, 5.0, 2.0]),
         gaze_mean_deg=rng.normal(0.0, [3.0, 2.5]),
         gaze_spread=_log_factor(rng, 0.25),
         fixation=_log_factor(rng, 0.3),
@@ -341,6 +370,7 @@ def face_session(
     speaking: np.ndarray | None = None,
     missing_ratio: float = 0.0,
     jitter_scale: float = 1.0,
+    calibrated: bool = True,
 ) -> FaceSession:
     """One participant's face track: ``round(duration_s * spec.rate_hz)`` frames in ``spec``'s layout.
 
@@ -348,6 +378,7 @@ def face_session(
     speaking: optional bool per frame; the mouth moves with speech (made up when absent).
     missing_ratio: fraction of frames where the face is lost, in contiguous runs.
     jitter_scale: multiplies the landmark and pose noise (and lowers the confidence).
+    calibrated: apply the offsets measured from the extractor on a real face (face_calibration.json).
     The generator first draws the person (shape, traits), then each time series from its
     own child generator, so one seed with other item scores is the same person.
     """
@@ -361,7 +392,8 @@ def face_session(
     if jitter_scale <= 0:
         raise ValueError("jitter_scale must be positive")
     face = load_canonical_face()
-    person = _draw_person(face, rng)
+    calibration = load_calibration() if calibrated else NO_CALIBRATION
+    person = _draw_person(face, rng, calibration)
     (
         turns_rng,
         mouth_rng,
@@ -450,6 +482,7 @@ def face_session(
         [(shape[36:42] - face.points[36:42]).mean(axis=0), (shape[42:48] - face.points[42:48]).mean(axis=0)]
     )
     eyeball = face.irises + eye_shift + np.array([0.0, 0.0, EYEBALL_RADIUS_CM])
+    eyeball[:, :2] += calibration.iris_cm
     direction = np.stack(
         [np.sin(gaze_yaw) * np.cos(gaze_pitch), np.sin(gaze_pitch), -np.cos(gaze_yaw) * np.cos(gaze_pitch)], axis=-1
     )
