@@ -7,6 +7,8 @@ a worker process and never on the event loop.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,23 +46,14 @@ class Extracted:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-class _Clock:
-    def __init__(self, timings: dict[str, float]) -> None:
-        self.timings = timings
-
-    def stage(self, name: str) -> _Stage:
-        return _Stage(self.timings, name)
-
-
-class _Stage:
-    def __init__(self, timings: dict[str, float], name: str) -> None:
-        self.timings, self.name = timings, name
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.timings[self.name] = self.timings.get(self.name, 0.0) + 1000 * (time.perf_counter() - self.start)
+@contextmanager
+def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Add the block's wall time to ``timings[name]`` (ms)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + 1000 * (time.perf_counter() - start)
 
 
 # models loaded once per worker process and reused across its requests
@@ -92,13 +85,12 @@ def _absent(reason: str) -> dict:
 def extract(job: ExtractionJob) -> Extracted:
     features = job.features
     timings: dict[str, float] = {}
-    clock = _Clock(timings)
     warnings: list[str] = []
     reports: dict[str, dict] = {"visual": _absent("no video given"), "audio": _absent("no audio given")}
     reports["text"] = _absent("no transcript given")
 
     # probe: what the uploads hold, before decoding anything
-    with clock.stage("probe"):
+    with _stage(timings, "probe"):
         video_info = probe(job.video) if job.video is not None else None
         audio_info = probe(job.audio) if job.audio is not None else None
     if audio_info is not None and not audio_info.has_audio:
@@ -110,7 +102,7 @@ def extract(job: ExtractionJob) -> Extracted:
     utterances: list[Utterance] = []
     turns: list[tuple[float, float]] = []
     if job.transcript is not None:
-        with clock.stage("transcript"):
+        with _stage(timings, "transcript"):
             try:
                 transcript = parse_transcript(
                     job.transcript, job.transcript_hint, job.transcript_content_type, job.max_transcript_bytes
@@ -131,7 +123,7 @@ def extract(job: ExtractionJob) -> Extracted:
     visual_track = None
     if video_info is not None:
         if video_info.has_video:
-            with clock.stage("visual"):
+            with _stage(timings, "visual"):
                 visual_track, reports["visual"] = _visual_branch(job, warnings)
         else:
             reports["visual"] = _absent("the video holds no video stream")
@@ -148,7 +140,7 @@ def extract(job: ExtractionJob) -> Extracted:
     elif video_info is not None:
         reports["audio"] = _absent("the video has no audio track")
     if path is not None:
-        with clock.stage("decode"):
+        with _stage(timings, "decode"):
             try:
                 signal = audio_features.decode_audio(path, features.audio.sample_rate, job.max_media_seconds)
             except audio_features.AudioDecodeError as exc:
@@ -162,7 +154,7 @@ def extract(job: ExtractionJob) -> Extracted:
             info = audio_info if source == "audio upload" else video_info
             if info is not None and info.duration_s and info.duration_s > job.max_media_seconds:
                 warnings.append(f"the recording was cut at {job.max_media_seconds:.0f} s")
-            with clock.stage("audio"):
+            with _stage(timings, "audio"):
                 audio_track, report = _audio_branch(signal, turns, features, job, warnings)
             report["source"] = source
             reports["audio"] = report
@@ -170,13 +162,13 @@ def extract(job: ExtractionJob) -> Extracted:
     # text: the participant's utterances through the sentence encoder
     text_track = None
     if utterances:
-        with clock.stage("text"):
+        with _stage(timings, "text"):
             text_track, reports["text"] = _text_branch(utterances, media_duration, features, job)
 
     if visual_track is None and audio_track is None and text_track is None:
         reasons = "; ".join(f"{m}: {r['reason']}" for m, r in reports.items() if not r["used"])
         raise NoUsableInputError(f"no modality is usable ({reasons})")
-    with clock.stage("windows"):
+    with _stage(timings, "windows"):
         windows = build_windows(features, visual=visual_track, audio=audio_track, text=text_track)
     for k, name in enumerate(("visual", "audio", "text")):
         if reports[name]["used"]:

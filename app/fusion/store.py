@@ -34,21 +34,24 @@ def versions(store: Path, model: str) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def served_model_dir(store: Path = Path("model_store")) -> Path:
-    """The folder of the fusion version served by default (the highest)."""
-    available = versions(store, "fusion")
-    if not available:
-        raise ModelStoreError(f"no fusion model versions under {Path(store) / 'fusion'}")
-    return Path(store) / "fusion" / str(max(available))
-
-
-def load_fusion(store: Path, version: int | None = None) -> FusionModel:
+def _fusion_version(store: Path, version: int | None) -> int:
+    """The version asked for, or the highest; ModelStoreError when the store lacks it."""
     available = versions(store, "fusion")
     if not available:
         raise ModelStoreError(f"no fusion model versions under {Path(store) / 'fusion'}")
     chosen = max(available) if version is None else version
     if chosen not in available:
         raise ModelStoreError(f"fusion version {chosen} not in the store (have {available})")
+    return chosen
+
+
+def served_model_dir(store: Path = Path("model_store")) -> Path:
+    """The folder of the fusion version served by default (the highest)."""
+    return Path(store) / "fusion" / str(_fusion_version(store, None))
+
+
+def load_fusion(store: Path, version: int | None = None) -> FusionModel:
+    chosen = _fusion_version(store, version)
     folder = Path(store) / "fusion" / str(chosen)
     try:
         manifest = FusionManifest.load(folder / "manifest.json")

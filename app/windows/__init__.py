@@ -65,9 +65,6 @@ class WindowBatch:
         names = ("visual", "visual_mask", "audio", "audio_mask", "text", "text_mask", "modality_mask", "quality")
         return {name: getattr(self, name) for name in names}
 
-    def take(self, index: np.ndarray | slice) -> WindowBatch:
-        return WindowBatch(**{k: v[index] for k, v in self.__dict__.items()})
-
 
 def window_count(duration_s: float, features: FeatureSpec) -> int:
     """Windows needed so every second of a timeline lies in one (at least one window)."""

@@ -27,20 +27,11 @@ import numpy as np
 
 from app.contract import FeatureSpec
 from app.features import audio as audio_features
+from app.features.extract import text_encoder
 from app.windows import AudioTrack, TextTrack, VisualTrack
 from training.synth.participants import Participant
 
 CORPUS_VERSION = 3
-_encoder = None  # one text encoder per worker process
-
-
-def _text_encoder(model_dir: Path):
-    global _encoder
-    if _encoder is None:
-        from app.features.text import TextEncoder
-
-        _encoder = TextEncoder(model_dir)
-    return _encoder
 
 
 def add_noise(
@@ -118,7 +109,7 @@ def synthesize(participant: Participant, seed: int, features: FeatureSpec, text_
     texts = [
         drop_words(u.text, deg.drop_text_words, asr_rng) if deg.drop_text_words else u.text for u in spoken.utterances
     ]
-    embeddings = _text_encoder(text_model_dir).embed(texts)
+    embeddings = text_encoder(text_model_dir).embed(texts)
     return {
         "items": participant.items.astype(np.int64),
         "visual_frames": face.frames.astype(np.float16),
