@@ -88,22 +88,35 @@ def keep_segments(signal: np.ndarray, sample_rate: int, segments: Sequence[tuple
     return np.concatenate(parts)
 
 
+# frames per block of the log-mel computation: bounds its memory (a whole hour at once
+# would need about 1 GB of complex spectrum) without changing any frame
+MEL_BLOCK_FRAMES = 4096
+
+
 def mel_power_db(signal: np.ndarray, spec: AudioSpec) -> np.ndarray:
-    """(T, n_mels) log-mel power in dB (10 log10, amin from the spec), before normalisation."""
+    """(T, n_mels) log-mel power in dB (10 log10, amin from the spec), before normalisation.
+
+    Equal to librosa's ``melspectrogram(center=True, pad_mode="constant")`` on the whole
+    signal, computed block by block: each frame depends only on its own ``n_fft`` samples.
+    """
     import librosa  # local: its first use pulls numba; only workers pay for it
 
-    mel = librosa.feature.melspectrogram(
-        y=np.asarray(signal, dtype=np.float32),
-        sr=spec.sample_rate,
-        n_fft=spec.n_fft,
-        hop_length=spec.hop_length,
-        n_mels=spec.n_mels,
-        fmin=spec.fmin,
-        fmax=spec.fmax,
-        power=2.0,
+    signal = np.asarray(signal, dtype=np.float32)
+    half = spec.n_fft // 2
+    padded = np.pad(signal, half)  # librosa's centring, zeros on both ends
+    frames = 1 + signal.shape[0] // spec.hop_length
+    basis = librosa.filters.mel(
+        sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin, fmax=spec.fmax
     )
-    db = librosa.power_to_db(mel, ref=1.0, amin=spec.power_to_db_amin, top_db=None)
-    return db.T.astype(np.float32)
+    out = np.empty((frames, spec.n_mels), dtype=np.float32)
+    for first in range(0, frames, MEL_BLOCK_FRAMES):
+        count = min(MEL_BLOCK_FRAMES, frames - first)
+        start = first * spec.hop_length
+        block = padded[start : start + (count - 1) * spec.hop_length + spec.n_fft]
+        power = np.abs(librosa.stft(block, n_fft=spec.n_fft, hop_length=spec.hop_length, center=False)) ** 2
+        mel = basis @ power
+        out[first : first + count] = librosa.power_to_db(mel, ref=1.0, amin=spec.power_to_db_amin, top_db=None).T
+    return out
 
 
 def speech_frames(mel_db: np.ndarray) -> tuple[np.ndarray, float]:
