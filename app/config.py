@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# comma-separated in the environment (JSON lists work too)
+StringList = Annotated[list[str], NoDecode]
 
 REPO_MODEL_STORE = Path(__file__).resolve().parents[1] / "model_store"
 
@@ -23,7 +27,7 @@ class Settings(BaseSettings):
     # models
     model_store: Path = Field(REPO_MODEL_STORE, description="model repository: <model>/<version>/<files>")
     fusion_version: int | None = Field(None, description="fusion model version to serve; highest when unset")
-    providers: list[str] = Field(
+    providers: StringList = Field(
         ["cuda", "cpu"], description="ONNX Runtime execution providers in order of preference (cuda, cpu, tensorrt)"
     )
     intra_op_threads: int = Field(1, ge=0, description="ONNX Runtime intra-op threads per session (0: ORT default)")
@@ -31,15 +35,44 @@ class Settings(BaseSettings):
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     cuda_mem_limit_bytes: int = Field(2 << 30, ge=0, description="CUDA arena cap (0: unbounded)")
 
+    # server
+    host: str = Field("127.0.0.1", description="address `python -m app` binds (0.0.0.0 in containers)")
+    port: int = Field(8000, ge=1, le=65535)
+    shutdown_grace_s: float = Field(
+        30.0, gt=0, description="on SIGTERM, in-flight requests get this long to finish; new ones are refused"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     # preprocessing workers
     workers: int = Field(2, ge=1, description="preprocessing worker processes")
     worker_threads: int = Field(1, ge=1, description="ONNX Runtime threads inside each worker (text encoder)")
+    worker_memory_bytes: int = Field(
+        6 << 30, ge=0, description="address-space cap of each worker (0: none); beyond it the request gets 422"
+    )
+
+    # backpressure: requests beyond workers + max_waiting_requests get 503 with Retry-After
+    max_waiting_requests: int = Field(4, ge=0, description="admitted requests that may wait for a free worker")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="requests per minute per client (API key, else address); 0: off; beyond it 429"
+    )
+
+    # access
+    api_key_hashes: StringList = Field(
+        [], description="sha256 hex digests of the accepted API keys (`python -m app hash-key`); empty: no auth"
+    )
+    open_health: bool = Field(True, description="/healthz, /readyz and /models need no key")
+    open_metrics: bool = Field(True, description="/metrics needs no key")
+    cors_origins: StringList = Field([], description="origins allowed by CORS; empty: CORS off")
 
     # inputs
     spool_dir: Path | None = Field(None, description="where private upload folders are made (tmpfs recommended)")
     max_upload_bytes: int = Field(512 << 20, ge=1, description="per uploaded file")
     max_transcript_bytes: int = Field(2 << 20, ge=1)
     max_media_seconds: float = Field(3 * 3600.0, gt=0, description="longer recordings are cut here, with a warning")
+    max_frame_pixels: int = Field(
+        3840 * 2160, ge=1, description="video frames larger than this are not decoded (visual branch skipped)"
+    )
+    max_streams: int = Field(16, ge=1, description="uploads with more streams are refused (415)")
     min_speech_seconds: float = Field(
         30.0, ge=0, description="audio with less participant speech is not used (weight 0 and a warning)"
     )
@@ -48,10 +81,12 @@ class Settings(BaseSettings):
     # answer
     interval_level: float = Field(0.9, gt=0, lt=1, description="coverage of the total's uncertainty interval")
 
-    @field_validator("providers", mode="before")
+    @field_validator("providers", "api_key_hashes", "cors_origins", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().startswith("["):
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -64,6 +99,14 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one execution provider")
         return value
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _digests(cls, value: list[str]) -> list[str]:
+        digests = [v.lower() for v in value]
+        if any(len(d) != 64 or not set(d) <= set("0123456789abcdef") for d in digests):
+            raise ValueError("api_key_hashes holds sha256 hex digests (64 hex characters), never the keys")
+        return digests
 
     @property
     def provider_names(self) -> list[str]:

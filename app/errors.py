@@ -14,13 +14,34 @@ class ServiceError(Exception):
     type: str = "internal-error"
     title: str = "Internal error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: object) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers or {}
+        # extra members of the problem body (e.g. per-field ``errors``); never user content
+        self.extra = extra
+
+    def __reduce__(self):
+        # errors raised in a worker cross a pipe: keep the keyword state on the way
+        return _rebuild, (type(self), self.detail, self.headers, self.extra)
+
+
+def _rebuild(cls: type[ServiceError], detail: str, headers: dict[str, str], extra: dict) -> ServiceError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, detail)
+    error.detail, error.headers, error.extra = detail, headers, extra
+    return error
 
 
 class BadRequestError(ServiceError):
     status, type, title = 400, "bad-request", "Malformed request"
+
+
+class UnauthorizedError(ServiceError):
+    status, type, title = 401, "unauthorized", "API key missing or not valid"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="phq-fusion"'})
 
 
 class PayloadTooLargeError(ServiceError):
@@ -43,8 +64,18 @@ class TranscriptInvalidError(ServiceError):
     status, type, title = 422, "invalid-transcript", "Transcript could not be read"
 
 
+class RateLimitedError(ServiceError):
+    status, type, title = 429, "rate-limited", "Too many requests from this client"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
 class OverloadedError(ServiceError):
     status, type, title = 503, "overloaded", "Service overloaded"
+
+    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
 class ProcessingTimeoutError(ServiceError):

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from app.admission import Admission, RateLimiter
 from app.api import problems
 from app.api.routes import health, predict
 from app.config import Settings
@@ -35,23 +40,39 @@ data and is not clinically validated; no answer is a diagnosis.
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line; only the message and the request id, never request content."""
+    """One JSON object per line: level, logger, message, request id.
+
+    Exceptions are reduced to their type and frames (file, line, function): exception
+    messages and tracebacks' text can carry request content, so they are never written.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        entry: dict[str, object] = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
         request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            frames = traceback.extract_tb(error.__traceback__)
+            entry["exception"] = type(error).__name__
+            entry["frames"] = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames[-8:]]
         return json.dumps(entry)
 
 
+# uvicorn's own loggers go through the same formatter; its access log stays off (it
+# would write client addresses)
+LOGGERS = ("app", "uvicorn", "uvicorn.error")
+
+
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger("app")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    for name in LOGGERS:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLogFormatter())
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True
 
 
 async def load_services(settings: Settings, metrics: Metrics) -> Services:
@@ -83,7 +104,16 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
     for worker_model in ("text_encoder", "face_detector", "face_landmarks", "iris_landmarks"):
         metrics.session_provider.labels(model=worker_model, provider="CPUExecutionProvider").set(1)
     log.info("serving fusion/%s on %s", manifest.version, runner.provider)
-    return Services(settings=settings, metrics=metrics, model=model, runner=runner, workers=workers, ready=True)
+    return Services(
+        settings=settings,
+        metrics=metrics,
+        model=model,
+        runner=runner,
+        workers=workers,
+        admission=Admission(running=settings.workers, waiting=settings.max_waiting_requests),
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        ready=True,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -111,6 +141,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.settings = settings
     problems.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
     app.include_router(predict.router)
     app.include_router(health.router)
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
@@ -124,6 +163,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            app.openapi_schema = problems.add_problem_schema(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.middleware("http")
     async def observe(request: Request, call_next) -> Response:
@@ -152,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def __getattr__(name: str) -> FastAPI:
     # `uvicorn app.main:app` builds the default app on first access, not at import
     if name == "app":
-        configure_logging()
-        return create_app()
+        settings = Settings()
+        configure_logging(settings.log_level)
+        return create_app(settings)
     raise AttributeError(name)

@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 STAGES = ("upload", "decode", "visual", "audio", "text", "windows", "inference", "total")
 OUTCOMES = ("ok", "client_error", "unusable_input", "unsupported_media", "too_large", "timeout", "error")
+REJECTIONS = ("unauthorized", "rate_limited", "overloaded")
+WORKER_EVENTS = ("timeout", "crash")
 
 # request latency spans milliseconds (health) to minutes (long interviews)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -55,6 +57,23 @@ class Metrics:
             "Predictions being processed now",
             registry=self.registry,
         )
+        self.waiting = Gauge(
+            "phq_requests_waiting",
+            "Admitted predictions waiting for a free preprocessing worker",
+            registry=self.registry,
+        )
+        self.rejected_total = Counter(
+            "phq_rejected_total",
+            "Predictions refused before their upload was read, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.worker_replacements_total = Counter(
+            "phq_worker_replacements_total",
+            "Preprocessing workers killed or lost and replaced, by cause",
+            ["cause"],
+            registry=self.registry,
+        )
         self.windows_per_request = Histogram(
             "phq_windows_per_request",
             "Fusion windows per prediction",
@@ -76,3 +95,7 @@ class Metrics:
             self.stage_seconds.labels(stage=stage)
         for outcome in OUTCOMES:
             self.predictions_total.labels(outcome=outcome)
+        for reason in REJECTIONS:
+            self.rejected_total.labels(reason=reason)
+        for cause in WORKER_EVENTS:
+            self.worker_replacements_total.labels(cause=cause)

@@ -1,9 +1,11 @@
-"""What a running app holds: settings, metrics, the model, its runner, the worker pool."""
+"""What a running app holds: settings, metrics, the model, its runner, the worker pool,
+and the admission and rate limits in front of them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.admission import Admission, RateLimiter
 from app.config import Settings
 from app.fusion.runner import FusionRunner
 from app.fusion.store import FusionModel
@@ -18,4 +20,6 @@ class Services:
     model: FusionModel
     runner: FusionRunner
     workers: WorkerPool
+    admission: Admission
+    rate_limiter: RateLimiter
     ready: bool = False

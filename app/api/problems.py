@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import PROBLEM_BASE, ServiceError
@@ -15,7 +17,41 @@ log = logging.getLogger("app.api")
 MEDIA_TYPE = "application/problem+json"
 
 
-def problem(status: int, type_: str, title: str, detail: str, request: Request, **extra: object) -> JSONResponse:
+class Problem(BaseModel):
+    """An RFC 9457 problem: ``type`` is stable and names the error; ``instance`` is the request id."""
+
+    type: str = Field(..., examples=[PROBLEM_BASE + "no-usable-input"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(None, description="the request id (also in the X-Request-ID header)")
+    errors: list[dict] | None = Field(None, description="per-field locations and messages (400 only)")
+
+
+def problem_responses(*statuses: int, **descriptions: str) -> dict:
+    """OpenAPI ``responses`` entries for problem+json answers."""
+    content = {"content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    return {
+        status: {"description": descriptions.get(f"s{status}", HTTPStatus(status).phrase), **content}
+        for status in statuses
+    }
+
+
+def add_problem_schema(openapi: dict) -> dict:
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    return openapi
+
+
+def problem(
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    request: Request,
+    headers: dict[str, str] | None = None,
+    **extra: object,
+) -> JSONResponse:
     body = {
         "type": PROBLEM_BASE + type_,
         "title": title,
@@ -24,14 +60,13 @@ def problem(status: int, type_: str, title: str, detail: str, request: Request, 
         "instance": getattr(request.state, "request_id", None),
         **extra,
     }
-    headers = {"Retry-After": "5"} if status in (429, 503) else None
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return problem(exc.status, exc.type, exc.title, exc.detail, request)
+        return problem(exc.status, exc.type, exc.title, exc.detail, request, exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -44,7 +79,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(exc.status_code, "http-error")
-        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request)
+        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request, exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

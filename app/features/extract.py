@@ -19,7 +19,7 @@ from app.errors import CorruptMediaError, NoUsableInputError, TranscriptInvalidE
 from app.features import audio as audio_features
 from app.features.transcript import TranscriptError, Utterance, parse_transcript, word_count
 from app.fusion.store import text_encoder_dir
-from app.probe import probe
+from app.probe import MediaInfo, probe
 from app.windows import AudioTrack, TextTrack, VisualTrack, WindowBatch, build_windows
 
 
@@ -36,6 +36,14 @@ class ExtractionJob:
     max_media_seconds: float = 3 * 3600.0
     min_speech_seconds: float = 30.0
     max_transcript_bytes: int = 2 << 20
+    max_frame_pixels: int = 3840 * 2160
+    max_streams: int = 16
+
+
+# audio outside this range is not speech the pipeline can use (or a forged header)
+SAMPLE_RATES_HZ = (4000, 768_000)
+# frames smaller than this cannot hold a face the detector finds (its input is 128 px)
+MIN_FRAME_SIDE = 32
 
 
 @dataclass
@@ -91,10 +99,12 @@ def extract(job: ExtractionJob) -> Extracted:
 
     # probe: what the uploads hold, before decoding anything
     with _stage(timings, "probe"):
-        video_info = probe(job.video) if job.video is not None else None
-        audio_info = probe(job.audio) if job.audio is not None else None
+        video_info = probe(job.video, "video", job.max_streams) if job.video is not None else None
+        audio_info = probe(job.audio, "audio", job.max_streams) if job.audio is not None else None
     if audio_info is not None and not audio_info.has_audio:
         raise UnsupportedMediaError("the audio upload holds no audio stream")
+    if audio_info is not None and not _usable_rate(audio_info.sample_rate):
+        raise UnsupportedMediaError(f"the audio upload's sample rate is outside {SAMPLE_RATES_HZ} Hz")
     if video_info is not None and not video_info.has_video and not video_info.has_audio:
         raise UnsupportedMediaError("the video upload holds neither video nor audio")
 
@@ -122,11 +132,13 @@ def extract(job: ExtractionJob) -> Extracted:
     # visual: faces in the video (after the cheap checks above, so bad text fails fast)
     visual_track = None
     if video_info is not None:
-        if video_info.has_video:
+        skip = _unusable_frames(video_info, job.max_frame_pixels)
+        if skip:
+            reports["visual"] = _absent(skip)
+            warnings.append(skip + "; the visual branch was not used")
+        else:
             with _stage(timings, "visual"):
                 visual_track, reports["visual"] = _visual_branch(job, warnings)
-        else:
-            reports["visual"] = _absent("the video holds no video stream")
 
     # audio: a separate audio upload wins over the video's own track
     audio_track, media_duration = None, None
@@ -135,6 +147,9 @@ def extract(job: ExtractionJob) -> Extracted:
         source, path = "audio upload", job.audio
         if video_info is not None and video_info.has_audio:
             warnings.append("both a video and an audio file were given; the audio file was used for the audio branch")
+    elif video_info is not None and video_info.has_audio and not _usable_rate(video_info.sample_rate):
+        reports["audio"] = _absent("the video's audio track has an unusable sample rate")
+        warnings.append("the video's audio track has an unusable sample rate; audio was not used")
     elif video_info is not None and video_info.has_audio:
         source, path = "video audio track", job.video
     elif video_info is not None:
@@ -174,6 +189,23 @@ def extract(job: ExtractionJob) -> Extracted:
         if reports[name]["used"]:
             reports[name]["windows"] = int(windows.modality_mask[:, k].sum())
     return Extracted(windows=windows, reports=reports, warnings=warnings, timings_ms=timings)
+
+
+def _usable_rate(rate: int | None) -> bool:
+    return rate is not None and SAMPLE_RATES_HZ[0] <= rate <= SAMPLE_RATES_HZ[1]
+
+
+def _unusable_frames(info: MediaInfo, max_pixels: int) -> str | None:
+    """Why the video's frames are not decoded at all, or None when they are fine."""
+    if not info.has_video:
+        return "the video holds no video stream"
+    size = f"{info.width}x{info.height}"
+    if info.frame_pixels > max_pixels:
+        # refused before decoding: one such frame alone can take hundreds of MB
+        return f"the video's {size} frames exceed the {max_pixels}-pixel cap"
+    if min(info.width or 0, info.height or 0) < MIN_FRAME_SIDE:
+        return f"the video's {size} frames are too small to find a face"
+    return None
 
 
 def _visual_branch(job: ExtractionJob, warnings: list[str]) -> tuple[VisualTrack | None, dict]:

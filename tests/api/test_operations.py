@@ -73,10 +73,19 @@ def test_openapi_documents_every_answer_field_with_an_example(client: httpx.Clie
         for field, prop in schemas[name]["properties"].items():
             documented = "examples" in prop or "description" in prop or "$ref" in prop or "allOf" in prop
             assert documented, f"{name}.{field} has neither example nor description"
-    form = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]
-    assert {"video", "audio", "transcript", "transcript_text", "participant_speaker"} <= set(
-        spec["components"]["schemas"][form["schema"]["$ref"].split("/")[-1]]["properties"]
-    )
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
+    multipart = body["multipart/form-data"]["schema"]["properties"]
+    assert {"video", "audio", "transcript", "transcript_text", "participant_speaker"} <= set(multipart)
+    assert all(multipart[name]["format"] == "binary" for name in ("video", "audio", "transcript"))
+    assert multipart["include_timeline"]["type"] == "boolean" and multipart["model_version"]["type"] == "integer"
+    # urlencoded forms carry the text fields only
+    assert set(body["application/x-www-form-urlencoded"]["schema"]["properties"]) == set(multipart) - {
+        "video",
+        "audio",
+        "transcript",
+    }
+    problem = spec["paths"]["/predict"]["post"]["responses"]["413"]["content"]["application/problem+json"]
+    assert problem["schema"]["$ref"] == "#/components/schemas/Problem" and "Problem" in schemas
 
 
 def test_docs_page_is_served_from_local_assets(client: httpx.Client) -> None:

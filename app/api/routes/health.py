@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from app.api.deps import ServicesDep
+from app.api.deps import ServicesDep, open_unless
+from app.api.problems import problem_responses
 from app.fusion.store import text_encoder_dir
 
 router = APIRouter(tags=["operations"])
+health_guard = [Depends(open_unless("open_health"))]
+UNAUTHORIZED = problem_responses(401, s401="API key missing or not valid (when this endpoint is not open)")
 
 
 class Health(BaseModel):
@@ -23,7 +26,13 @@ class Readiness(BaseModel):
     workers_alive: bool = Field(..., examples=[True])
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Liveness: the process answers",
+    dependencies=health_guard,
+    responses=UNAUTHORIZED,
+)
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -32,7 +41,8 @@ async def healthz() -> Health:
     "/readyz",
     response_model=Readiness,
     summary="Readiness: models loaded and workers up",
-    responses={503: {"description": "not ready", "model": Readiness}},
+    dependencies=health_guard,
+    responses={503: {"description": "not ready", "model": Readiness}, **UNAUTHORIZED},
 )
 async def readyz(request: Request) -> Response:
     services = getattr(request.app.state, "services", None)
@@ -42,7 +52,12 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
-@router.get("/models", summary="Loaded models, their manifests and the execution provider that really runs")
+@router.get(
+    "/models",
+    summary="Loaded models, their manifests and the execution provider that really runs",
+    dependencies=health_guard,
+    responses={**UNAUTHORIZED, **problem_responses(503, s503="starting or stopping")},
+)
 async def models(services: ServicesDep) -> dict:
     manifest = services.model.manifest
     features = manifest.features
@@ -69,7 +84,13 @@ async def models(services: ServicesDep) -> dict:
     }
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[Depends(open_unless("open_metrics"))],
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}, **UNAUTHORIZED},
+)
 async def metrics(request: Request) -> Response:
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

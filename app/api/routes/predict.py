@@ -3,102 +3,89 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 
 from app.answer.build import build_answer
 from app.answer.schema import PredictResponse
-from app.api.deps import ServicesDep
-from app.api.problems import MEDIA_TYPE
+from app.api.deps import Caller, ServicesDep
+from app.api.forms import parse_options, predict_form_spec, request_body_schema
+from app.api.problems import problem_responses
 from app.errors import BadRequestError, NoUsableInputError, ServiceError
 from app.features.extract import ExtractionJob
-from app.upload import private_folder, read_small, spool, suffix_hint
+from app.upload import private_folder
+from app.upload.form import receive_form
 
 router = APIRouter(tags=["prediction"])
 
-_PROBLEM = {"content": {MEDIA_TYPE: {"schema": {"type": "object"}}}}
-RESPONSES = {
-    400: {"description": "malformed request (e.g. both transcript and transcript_text)", **_PROBLEM},
-    413: {"description": "an upload is larger than the configured cap", **_PROBLEM},
-    415: {"description": "an upload is not a media container the service reads", **_PROBLEM},
-    422: {"description": "nothing usable (no modality, corrupt audio, unreadable transcript)", **_PROBLEM},
-    503: {"description": "starting, stopping or overloaded; retry after Retry-After seconds", **_PROBLEM},
-    504: {"description": "processing time limit reached", **_PROBLEM},
-}
-
-
-def _given(upload: UploadFile | None) -> UploadFile | None:
-    # browsers send an empty part for an unset file input
-    return upload if upload is not None and (upload.filename or upload.size) else None
+RESPONSES = problem_responses(
+    400,
+    401,
+    413,
+    415,
+    422,
+    429,
+    500,
+    503,
+    504,
+    s400="malformed request: bad multipart, unknown or repeated fields, invalid values",
+    s401="API key missing or not valid (when keys are configured)",
+    s413="an upload or the whole body is larger than its cap",
+    s415="not multipart/form-data, or an upload is not media the service reads",
+    s422="nothing usable (no modality, corrupt audio, unreadable transcript, over the worker memory cap)",
+    s429="this client's rate limit is reached; retry after Retry-After seconds",
+    s500="a preprocessing worker crashed on this request (the pool replaced it)",
+    s503="starting, stopping or overloaded; retry after Retry-After seconds",
+    s504="processing time limit reached",
+)
 
 
 @router.post(
-    "/predict", response_model=PredictResponse, responses=RESPONSES, summary="Estimate PHQ-8 from an interview"
+    "/predict",
+    response_model=PredictResponse,
+    responses=RESPONSES,
+    summary="Estimate PHQ-8 from an interview",
+    openapi_extra={"requestBody": request_body_schema()},
 )
-async def predict(
-    request: Request,
-    services: ServicesDep,
-    video: Annotated[
-        UploadFile | None,
-        File(
-            description="interview video (mp4, webm, mov); its audio track feeds "
-            "the audio branch unless `audio` is given"
-        ),
-    ] = None,
-    audio: Annotated[
-        UploadFile | None, File(description="interview audio (wav, flac, ogg, mp3, m4a, opus, webm)")
-    ] = None,
-    transcript: Annotated[
-        UploadFile | None, File(description="transcript file: plain text, WebVTT, SRT, DAIC-WOZ TSV or JSON segments")
-    ] = None,
-    transcript_text: Annotated[str | None, Form(description="transcript as text instead of a file")] = None,
-    participant_speaker: Annotated[
-        str | None, Form(description="speaker label of the patient in the transcript")
-    ] = None,
-    include_timeline: Annotated[bool, Form(description="include the per-window timeline")] = True,
-    model_version: Annotated[int | None, Form(description="fusion model version; the served one when unset")] = None,
-) -> PredictResponse:
+async def predict(request: Request, services: ServicesDep, caller: Caller) -> PredictResponse:
     settings, metrics = services.settings, services.metrics
     started = time.perf_counter()
-    video, audio, transcript = _given(video), _given(audio), _given(transcript)
     metrics.in_flight.inc()
     try:
-        if transcript is not None and transcript_text is not None:
-            raise BadRequestError("send either a transcript file or transcript_text, not both")
-        if model_version is not None and model_version != services.model.manifest.version:
-            raise NoUsableInputError(
-                f"model version {model_version} is not served here (serving {services.model.manifest.version})"
-            )
-        if video is None and audio is None and transcript is None and not transcript_text:
-            raise NoUsableInputError("no input: send a video, an audio file or a transcript")
-        with private_folder(settings.spool_dir) as folder:
-            t0 = time.perf_counter()
-            video_path = await spool(video, folder, "video", settings.max_upload_bytes) if video else None
-            audio_path = await spool(audio, folder, "audio", settings.max_upload_bytes) if audio else None
-            transcript_bytes, hint, content_type = None, None, None
-            if transcript is not None:
-                transcript_bytes = await read_small(transcript, "transcript", settings.max_transcript_bytes)
-                hint, content_type = suffix_hint(transcript.filename), transcript.content_type
-            elif transcript_text is not None:
-                transcript_bytes = transcript_text.encode("utf-8")
-            timings = {"upload": 1000 * (time.perf_counter() - t0)}
-            features = services.model.manifest.features
+        # refused here, before a byte of the upload is read, when the service is full
+        with services.admission.ticket(), private_folder(settings.spool_dir) as folder:
+            form = await receive_form(request, folder, predict_form_spec(settings))
+            options = parse_options(form.fields)
+            video, audio, transcript = (form.files.get(name) for name in ("video", "audio", "transcript"))
+            if transcript is not None and options.transcript_text is not None:
+                raise BadRequestError("send either a transcript file or transcript_text, not both")
+            served = services.model.manifest.version
+            if options.model_version is not None and options.model_version != served:
+                raise NoUsableInputError(f"model version {options.model_version} is not served here (serving {served})")
+            if video is None and audio is None and transcript is None and not options.transcript_text:
+                raise NoUsableInputError("no input: send a video, an audio file or a transcript")
+            timings = {"upload": 1000 * (time.perf_counter() - started)}
             job = ExtractionJob(
-                features=features,
+                features=services.model.manifest.features,
                 model_store=settings.model_store,
-                video=video_path,
-                audio=audio_path,
-                transcript=transcript_bytes,
-                transcript_hint=hint,
-                transcript_content_type=content_type,
-                participant_speaker=participant_speaker,
+                video=video.path if video else None,
+                audio=audio.path if audio else None,
+                transcript=transcript.data if transcript else _encoded(options.transcript_text),
+                transcript_hint=transcript.suffix if transcript else None,
+                transcript_content_type=transcript.content_type if transcript else None,
+                participant_speaker=options.participant_speaker,
                 max_media_seconds=settings.max_media_seconds,
                 min_speech_seconds=settings.min_speech_seconds,
                 max_transcript_bytes=settings.max_transcript_bytes,
+                max_frame_pixels=settings.max_frame_pixels,
+                max_streams=settings.max_streams,
             )
-            extracted = await services.workers.run(job, settings.request_timeout_s)
+            metrics.waiting.inc()
+            try:
+                extracted = await services.workers.run(job, settings.request_timeout_s)
+            finally:
+                metrics.waiting.dec()
         timings.update(extracted.timings_ms)
         t1 = time.perf_counter()
         output = await anyio.to_thread.run_sync(services.runner.run, extracted.windows)
@@ -110,12 +97,15 @@ async def predict(
             provider=services.runner.provider,
             extracted=extracted,
             output=output,
-            include_timeline=include_timeline,
+            include_timeline=options.include_timeline,
             interval_level=settings.interval_level,
             timings_ms=timings,
         )
     except ServiceError as exc:
-        metrics.predictions_total.labels(outcome=_outcome(exc.status)).inc()
+        if exc.status == 503:
+            metrics.rejected_total.labels(reason="overloaded").inc()
+        else:
+            metrics.predictions_total.labels(outcome=_outcome(exc.status)).inc()
         raise
     finally:
         metrics.in_flight.dec()
@@ -127,6 +117,10 @@ async def predict(
             metrics.modality_used_total.labels(modality=name).inc()
     metrics.predictions_total.labels(outcome="ok").inc()
     return answer
+
+
+def _encoded(text: str | None) -> bytes | None:
+    return text.encode("utf-8") if text is not None else None
 
 
 def _outcome(status: int) -> str:
