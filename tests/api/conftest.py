@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -36,55 +38,84 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def spool_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("spool")
+@dataclass
+class RunningServer:
+    """A ``python -m app`` process on loopback, its log file and its upload spool."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    spool_dir: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def server(spool_dir: Path, tmp_path_factory) -> Iterator[str]:
+@contextmanager
+def start_server(folder: Path, headers: dict[str, str] | None = None, **settings: str) -> Iterator[RunningServer]:
+    """Start the service with ``PHQ_<NAME>`` settings, wait until /readyz (sent with
+    ``headers``), stop it after."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "PHQ_SPOOL_DIR": str(spool_dir), "PHQ_WORKERS": "2", "PYTHONUNBUFFERED": "1"}
+    spool = folder / "spool"
+    spool.mkdir()
+    log_path = folder / "server.log"
+    env = {
+        **os.environ,
+        "PHQ_HOST": "127.0.0.1",
+        "PHQ_PORT": str(port),
+        "PHQ_SPOOL_DIR": str(spool),
+        "PHQ_WORKERS": "2",
+        "PYTHONUNBUFFERED": "1",
+        **{f"PHQ_{name.upper()}": value for name, value in settings.items()},
+    }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    base = f"http://127.0.0.1:{port}"
+    running = RunningServer(f"http://127.0.0.1:{port}", process, log_path, spool)
     deadline = time.monotonic() + 240  # a cold numba cache compiles librosa's kernels once
     try:
         while True:
             if process.poll() is not None:
-                raise RuntimeError("server exited during start-up:\n" + log_path.read_text()[-4000:])
+                raise RuntimeError("server exited during start-up:\n" + running.log()[-4000:])
             try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                if httpx.get(running.url + "/readyz", timeout=2, headers=headers).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("server not ready in time:\n" + log_path.read_text()[-4000:])
+                raise RuntimeError("server not ready in time:\n" + running.log()[-4000:])
             time.sleep(0.5)
-        yield base
+        yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="session")
+def running_server(tmp_path_factory) -> Iterator[RunningServer]:
+    """The service with its default settings, shared by the API tests."""
+    with start_server(tmp_path_factory.mktemp("server")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def spool_dir(running_server: RunningServer) -> Path:
+    return running_server.spool_dir
+
+
+@pytest.fixture(scope="session")
+def server(running_server: RunningServer) -> str:
+    return running_server.url
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from app.answer.schema import PredictResponse
 from app.contract import MODALITIES
 
@@ -26,3 +28,12 @@ def valid_answer(body: dict, used: set[str]) -> PredictResponse:
     assert any("synthetic" in w for w in answer.warnings)
     assert "Research use only" in answer.notice
     return answer
+
+
+def metric_sample(metrics: str, name: str, **labels: str) -> float:
+    """Value of the sample ``name`` whose label set is exactly ``labels`` (0 when absent)."""
+    for line in metrics.splitlines():
+        match = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)", line)
+        if match and dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or "")) == labels:
+            return float(match.group(2))
+    return 0.0

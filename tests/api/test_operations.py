@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import onnxruntime as ort
 
+from tests.api.helpers import metric_sample
 from tests.conftest import FUSION_DIR
 
 
@@ -32,36 +33,27 @@ def test_models_shows_the_provider_that_really_runs(client: httpx.Client) -> Non
     assert manifest["provenance"]["clinically_validated"] is False
 
 
-def _sample(metrics: str, name: str, **labels: str) -> float:
-    """Value of the sample ``name`` whose label set is exactly ``labels`` (0 when absent)."""
-    for line in metrics.splitlines():
-        match = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)", line)
-        if match and dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or "")) == labels:
-            return float(match.group(2))
-    return 0.0
-
-
 def test_metrics_show_stage_histograms_after_a_prediction(client: httpx.Client, media: dict) -> None:
     before = client.get("/metrics").text
     path: Path = media["wav"]
     assert client.post("/predict", files={"audio": (path.name, path.read_bytes(), "audio/wav")}).status_code == 200
     after = client.get("/metrics").text
     for stage in ("upload", "decode", "audio", "windows", "inference", "total"):
-        grew = _sample(after, "phq_stage_seconds_count", stage=stage) - _sample(
+        grew = metric_sample(after, "phq_stage_seconds_count", stage=stage) - metric_sample(
             before, "phq_stage_seconds_count", stage=stage
         )
         assert grew == 1, stage
-    assert _sample(after, "phq_predictions_total", outcome="ok") >= 1
-    assert _sample(after, "phq_request_seconds_count", route="/predict", method="POST") >= 1
-    assert _sample(after, "phq_requests_in_flight") == 0
+    assert metric_sample(after, "phq_predictions_total", outcome="ok") >= 1
+    assert metric_sample(after, "phq_request_seconds_count", route="/predict", method="POST") >= 1
+    assert metric_sample(after, "phq_requests_in_flight") == 0
     assert re.search(r'^phq_model_info\{.*training_data="synthetic".*\} 1\.0$', after, re.MULTILINE)
     assert re.search(r'^phq_onnx_session_provider\{model="fusion",provider="\w+"\} 1\.0$', after, re.MULTILINE)
 
 
 def test_a_refused_prediction_is_counted_by_outcome(client: httpx.Client) -> None:
-    before = _sample(client.get("/metrics").text, "phq_predictions_total", outcome="unusable_input")
+    before = metric_sample(client.get("/metrics").text, "phq_predictions_total", outcome="unusable_input")
     assert client.post("/predict", data={"include_timeline": "true"}).status_code == 422
-    after = _sample(client.get("/metrics").text, "phq_predictions_total", outcome="unusable_input")
+    after = metric_sample(client.get("/metrics").text, "phq_predictions_total", outcome="unusable_input")
     assert after == before + 1
 
 
