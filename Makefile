@@ -25,12 +25,13 @@ test: system-deps setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-# serves the embedded model store on :8000; no access log (it would record client IPs)
+# serves the embedded model store on :8000 (python -m app: JSON logs, no access log,
+# graceful shutdown); every other setting comes from PHQ_* variables
 HOST ?= 0.0.0.0
 PORT ?= 8000
 serve: EXTRAS = cpu
 serve: setup
-	$(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
+	PHQ_HOST=$(HOST) PHQ_PORT=$(PORT) $(BIN)/python -m app
 
 # VERSION: the fusion version folder to write (rebuilds the shipped one by default)
 VERSION ?= 2
