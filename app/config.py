@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     min_speech_seconds: float = Field(
         30.0, ge=0, description="audio with less participant speech is not used (weight 0 and a warning)"
     )
+    min_transcript_words: int = Field(
+        25, ge=1, description="participant text with fewer words is not used (weight 0 and a warning)"
+    )
     request_timeout_s: float = Field(600.0, gt=0)
 
     # answer

@@ -56,6 +56,10 @@ class NoUsableInputError(ServiceError):
     status, type, title = 422, "no-usable-input", "Nothing usable to estimate from"
 
 
+class ConflictingInputError(ServiceError):
+    status, type, title = 422, "conflicting-input", "Inputs that exclude each other"
+
+
 class CorruptMediaError(ServiceError):
     status, type, title = 422, "corrupt-media", "Media could not be decoded"
 

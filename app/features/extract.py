@@ -35,6 +35,7 @@ class ExtractionJob:
     participant_speaker: str | None = None
     max_media_seconds: float = 3 * 3600.0
     min_speech_seconds: float = 30.0
+    min_transcript_words: int = 25
     max_transcript_bytes: int = 2 << 20
     max_frame_pixels: int = 3840 * 2160
     max_streams: int = 16
@@ -176,7 +177,12 @@ def extract(job: ExtractionJob) -> Extracted:
 
     # text: the participant's utterances through the sentence encoder
     text_track = None
-    if utterances:
+    words = sum(word_count(u.text) for u in utterances)
+    if utterances and words < job.min_transcript_words:
+        reason = f"only {words} words from the participant; at least {job.min_transcript_words} are needed"
+        reports["text"] = _absent(reason)
+        warnings.append("the transcript was not used: " + reason)
+    elif utterances:
         with _stage(timings, "text"):
             text_track, reports["text"] = _text_branch(utterances, media_duration, features, job)
 

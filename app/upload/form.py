@@ -26,6 +26,7 @@ from app.upload import suffix_hint
 ENVELOPE_BYTES = 64 << 10
 MAX_PARTS = 16
 MAX_HEADER_BYTES = 8 << 10
+SHORT_FIELD_BYTES = 4 << 10
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class _Receiver:
         self._size += end - start
         cap = self.spec.cap(self._name)
         if self._size > cap:
-            raise PayloadTooLargeError(f"the {self._name} part is larger than {cap} bytes")
+            raise _over_cap(self._name, cap)
         if self._file is not None:
             self._file.write(data[start:end])
         elif self._buffer is not None:
@@ -146,8 +147,8 @@ class _Receiver:
             # what browsers send for a file input left empty: not given
             if self._path is not None:
                 self._path.unlink(missing_ok=True)
-        elif self._size == 0:
-            raise BadRequestError(f"the {name} upload is empty")
+        elif self._size == 0 and name in self.spec.disk_files:
+            raise UnsupportedMediaError(f"the {name} upload is empty: no media in it")
         else:
             in_memory = name in self.spec.memory_files
             self.form.files[name] = ReceivedFile(
@@ -178,6 +179,13 @@ class _Receiver:
             "on_end",
         )
         return {name: getattr(self, name) for name in names}
+
+
+def _over_cap(name: str, cap: int) -> Exception:
+    # a short option field over its cap is an invalid value (400); an upload is too large (413)
+    if cap < SHORT_FIELD_BYTES:
+        return BadRequestError(f"the {name} field is longer than {cap} bytes")
+    return PayloadTooLargeError(f"the {name} part is larger than {cap} bytes")
 
 
 def _quoted(name: str) -> str:
@@ -256,6 +264,6 @@ async def _receive_urlencoded(request: Request, spec: FormSpec) -> ReceivedForm:
         if name in form.fields:
             raise BadRequestError(f"the form field {name} appears more than once")
         if len(value.encode("utf-8")) > spec.text_fields[name]:
-            raise PayloadTooLargeError(f"the {name} field is larger than {spec.text_fields[name]} bytes")
+            raise _over_cap(name, spec.text_fields[name])
         form.fields[name] = value
     return form

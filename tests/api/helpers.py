@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from app.answer.schema import PredictResponse
 from app.contract import MODALITIES
@@ -37,3 +38,33 @@ def metric_sample(metrics: str, name: str, **labels: str) -> float:
         if match and dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or "")) == labels:
             return float(match.group(2))
     return 0.0
+
+
+def child_processes(pid: int) -> list[tuple[int, str, str]]:
+    """(pid, state letter, command line) of every process whose parent is ``pid``."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # exited while we looked
+        # the command name in parentheses may hold spaces: split after its closing one
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == pid:
+            children.append((int(entry.name), state, cmdline))
+    return children
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """The server's preprocessing workers (spawned interpreters), zombies excluded."""
+    return sorted(p for p, state, cmd in child_processes(server_pid) if "spawn_main" in cmd and state != "Z")
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for {pid}")

@@ -155,11 +155,16 @@ def test_non_utf8_transcript_is_422(client: httpx.Client) -> None:
     _problem(client.post("/predict", files=files), 422, "invalid-transcript")
 
 
-def test_both_transcript_file_and_text_is_400(client: httpx.Client) -> None:
+def test_both_transcript_file_and_text_is_422(client: httpx.Client) -> None:
     response = client.post(
         "/predict", data={"transcript_text": "hello there"}, files={"transcript": ("t.txt", b"hi", "text/plain")}
     )
-    _problem(response, 400, "bad-request")
+    _problem(response, 422, "conflicting-input")
+
+
+def test_a_transcript_of_a_few_words_is_not_used(client: httpx.Client) -> None:
+    body = _problem(client.post("/predict", data={"transcript_text": "I feel fine today."}), 422, "no-usable-input")
+    assert "only 4 words" in body["detail"]
 
 
 def test_an_unknown_speaker_is_422_naming_the_speakers(client: httpx.Client) -> None:

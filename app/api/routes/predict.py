@@ -12,7 +12,7 @@ from app.answer.schema import PredictResponse
 from app.api.deps import Caller, ServicesDep
 from app.api.forms import parse_options, predict_form_spec, request_body_schema
 from app.api.problems import problem_responses
-from app.errors import BadRequestError, NoUsableInputError, ServiceError
+from app.errors import ConflictingInputError, NoUsableInputError, ServiceError
 from app.features.extract import ExtractionJob
 from app.upload import private_folder
 from app.upload.form import receive_form
@@ -33,7 +33,8 @@ RESPONSES = problem_responses(
     s401="API key missing or not valid (when keys are configured)",
     s413="an upload or the whole body is larger than its cap",
     s415="not multipart/form-data, or an upload is not media the service reads",
-    s422="nothing usable (no modality, corrupt audio, unreadable transcript, over the worker memory cap)",
+    s422="nothing usable (no modality, corrupt audio, unreadable transcript, over the worker memory cap), "
+    "or both transcript and transcript_text",
     s429="this client's rate limit is reached; retry after Retry-After seconds",
     s500="a preprocessing worker crashed on this request (the pool replaced it)",
     s503="starting, stopping or overloaded; retry after Retry-After seconds",
@@ -59,7 +60,7 @@ async def predict(request: Request, services: ServicesDep, caller: Caller) -> Pr
             options = parse_options(form.fields)
             video, audio, transcript = (form.files.get(name) for name in ("video", "audio", "transcript"))
             if transcript is not None and options.transcript_text is not None:
-                raise BadRequestError("send either a transcript file or transcript_text, not both")
+                raise ConflictingInputError("send either a transcript file or transcript_text, not both")
             served = services.model.manifest.version
             if options.model_version is not None and options.model_version != served:
                 raise NoUsableInputError(f"model version {options.model_version} is not served here (serving {served})")
@@ -77,6 +78,7 @@ async def predict(request: Request, services: ServicesDep, caller: Caller) -> Pr
                 participant_speaker=options.participant_speaker,
                 max_media_seconds=settings.max_media_seconds,
                 min_speech_seconds=settings.min_speech_seconds,
+                min_transcript_words=settings.min_transcript_words,
                 max_transcript_bytes=settings.max_transcript_bytes,
                 max_frame_pixels=settings.max_frame_pixels,
                 max_streams=settings.max_streams,
