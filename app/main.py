@@ -28,6 +28,7 @@ from app.fusion.runner import FusionRunner
 from app.fusion.store import check_contract, load_fusion, text_encoder_dir
 from app.metrics import Metrics
 from app.services import Services
+from app.upload import sweep_stale_folders
 from app.workers import WorkerPool
 
 log = logging.getLogger("app")
@@ -76,6 +77,10 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 async def load_services(settings: Settings, metrics: Metrics) -> Services:
+    # a request lives at most its upload, its time limit and the inference: older folders are orphans
+    swept = sweep_stale_folders(settings.spool_dir, older_than_s=settings.request_timeout_s + 3600)
+    if swept:
+        log.warning("removed %d upload folders left by an earlier process", swept)
     model = load_fusion(settings.model_store, settings.fusion_version)
     features = model.manifest.features
     # refuse to start when the extractors cannot produce what the manifest declares
