@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 STAGES = ("upload", "decode", "visual", "audio", "text", "windows", "inference", "total")
 OUTCOMES = ("ok", "client_error", "unusable_input", "unsupported_media", "too_large", "timeout", "error")
 REJECTIONS = ("unauthorized", "rate_limited", "overloaded")
-WORKER_EVENTS = ("timeout", "crash")
+WORKER_EVENTS = ("timeout", "crash", "memory-limit", "cancelled")
 
 # request latency spans milliseconds (health) to minutes (long interviews)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
