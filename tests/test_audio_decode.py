@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from app.features.audio import AudioDecodeError, decode_audio
+from app.features.audio import AudioDecodeError, DecodeReport, decode_audio
 from tests.media import face_frames, speak, speech_signal, talking_head, write_audio, write_video
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt)")
@@ -210,3 +210,30 @@ def test_unreadable_input_raises_audio_decode_error(kind: str, tmp_path: Path, m
 def test_missing_file_raises_audio_decode_error(tmp_path: Path) -> None:
     with pytest.raises(AudioDecodeError):
         decode_audio(tmp_path / "absent.wav", RATE)
+
+
+def test_damaged_packets_are_skipped_and_counted_not_fatal(media: dict[str, Path], tmp_path: Path) -> None:
+    clean = decode_audio(media["mp3-22k"], RATE)
+    data = bytearray(media["mp3-22k"].read_bytes())
+    rng = np.random.default_rng(3)
+    for offset in rng.integers(len(data) // 4, 3 * len(data) // 4, 40):
+        data[offset] ^= 0xFF  # 40 damaged bytes in the middle
+    junk = rng.integers(0, 256, 65536, dtype=np.uint8).tobytes()  # and garbage appended
+    path = tmp_path / "damaged.mp3"
+    path.write_bytes(bytes(data) + junk)
+    report = DecodeReport()
+    signal = decode_audio(path, RATE, report=report)
+    assert report.skipped_packets > 0 and report.packets > 10 * report.skipped_packets
+    assert signal.size >= 0.95 * clean.size
+
+
+def test_a_mostly_damaged_recording_is_refused(media: dict[str, Path], tmp_path: Path) -> None:
+    data = bytearray(media["mp3-22k"].read_bytes())
+    rng = np.random.default_rng(5)
+    for offset in range(1000, len(data), 20):
+        data[offset : offset + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+    path = tmp_path / "ruined.mp3"
+    path.write_bytes(bytes(data))
+    report = DecodeReport()
+    with pytest.raises(AudioDecodeError):
+        decode_audio(path, RATE, report=report)

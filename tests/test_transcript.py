@@ -407,3 +407,43 @@ def test_errors_never_quote_the_transcript(data: bytes, hint: str | None) -> Non
     # No chained exception (a UnicodeDecodeError or JSONDecodeError holds the whole input) reaches a traceback.
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None or caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("t.vtt", "WEBVTT\n\n99999:00:00.000 --> 99999:00:05.000\nI have been feeling low.\n"),
+        ("t.tsv", "start_time\tstop_time\tspeaker\tvalue\n1e308\t1e308\tParticipant\tI feel low.\n"),
+        ("t.json", '[{"start": 1e300, "end": 1e301, "text": "I feel low."}]'),
+    ],
+)
+def test_times_beyond_two_days_are_refused(name: str, content: str) -> None:
+    with pytest.raises(TranscriptError, match="beyond 48 hours"):
+        parse_transcript(content.encode(), name)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["[" * 100_000 + "]" * 100_000, '[{"start": ' + "9" * 5000 + ', "text": "x"}]'],
+    ids=["deep-nesting", "5000-digit-number"],
+)
+def test_json_the_parser_refuses_is_an_invalid_transcript_not_a_crash(content: str) -> None:
+    with pytest.raises(TranscriptError, match="nested too deeply or with numbers too long"):
+        parse_transcript(content.encode(), "t.json")
+    parse_transcript(content.encode(), "t.txt")  # without the hint: not JSON, read as text
+
+
+@pytest.mark.parametrize("timing", ["00:00:01,xyz --> 00:00:04,000", "-00:00:01,000 --> 00:00:04,000"])
+def test_a_subtitle_file_with_a_malformed_timing_is_refused_not_read_as_words(timing: str) -> None:
+    content = f"1\n{timing}\nI have not been sleeping well at all lately.\n"
+    with pytest.raises(TranscriptError, match="malformed cue timing"):
+        parse_transcript(content.encode(), "t.srt")
+
+
+@pytest.mark.parametrize(
+    ("head", "what"), [(b"%PDF-1.4\n", "PDF"), (b"{\\rtf1\\ansi ", "RTF"), (b"RIFF\x24\x00\x00\x00WAVE", "RIFF")]
+)
+def test_documents_and_media_that_start_as_ascii_are_not_transcripts(head: bytes, what: str) -> None:
+    words = b" I have been feeling low and tired for weeks now and I sleep badly." * 5
+    with pytest.raises(TranscriptError, match=what):
+        parse_transcript(head + words, "t.txt")

@@ -56,8 +56,9 @@ def test_absent_modalities_are_zero_and_masked() -> None:
 def test_a_window_without_any_face_marks_visual_absent_there() -> None:
     rate = FEATURES.visual.rate_hz
     track = _visual(120.0, lost=slice(round(45 * rate), None))  # the face leaves after 45 s
-    batch = build_windows(FEATURES, visual=track)
+    batch = build_windows(FEATURES, visual=track, audio=_audio(120.0))
     assert batch.modality_mask[:, 0].tolist() == [1.0, 0.0, 0.0]
+    assert batch.modality_mask[:, 1].tolist() == [1.0, 1.0, 1.0]
     assert batch.quality[0, 0, 0] == pytest.approx(45 / 60)
 
 
@@ -72,6 +73,18 @@ def test_utterances_go_to_the_windows_they_start_in_at_most_ten_each() -> None:
     assert chosen[0] == 0 and chosen[-1] == 25  # first and last kept, order preserved
     assert batch.text_mask[1].sum() == 2  # 55 s (overlap) and 70 s
     assert batch.quality[1, 2].tolist() == pytest.approx([0.2, 0.5])
+
+
+def test_windows_in_which_no_modality_holds_anything_are_dropped() -> None:
+    # two utterances at 10 s and 290 s beside a face lost after 45 s: windows between hold nothing
+    rate = FEATURES.visual.rate_hz
+    visual = _visual(300.0, lost=slice(round(45 * rate), None))
+    emb = np.ones((2, FEATURES.text.dim), np.float32)
+    text = TextTrack(embeddings=emb, start_s=np.array([10.0, 290.0]), word_counts=np.array([12, 12]))
+    batch = build_windows(FEATURES, visual=visual, text=text)
+    assert batch.modality_mask.any(axis=1).all()
+    np.testing.assert_allclose(batch.start_s, [0.0, 250.0])  # 50..200 s held neither a face nor words
+    assert batch.size == 2 and batch.coverage.shape == (2,) and batch.audio.shape[0] == 2
 
 
 def test_building_with_nothing_is_an_error() -> None:

@@ -38,10 +38,31 @@ class AudioFeatures:
         return float(self.speech.mean()) if self.speech.size else 0.0
 
 
-def decode_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
-    """First audio stream of any container PyAV reads, as float32 mono at ``sample_rate``."""
+@dataclass
+class DecodeReport:
+    """What decoding met on the way: packets decoded and damaged ones skipped."""
+
+    packets: int = 0
+    skipped_packets: int = 0
+    truncated: bool = False  # the container ended in damage; what came before was kept
+
+
+# a recording with more damaged packets than this share is refused rather than patched
+MAX_DAMAGED_SHARE = 0.5
+
+
+def decode_audio(
+    path: str | Path, sample_rate: int, max_seconds: float | None = None, report: DecodeReport | None = None
+) -> np.ndarray:
+    """First audio stream of any container PyAV reads, as float32 mono at ``sample_rate``.
+
+    A damaged packet is skipped (one bad frame must not lose a whole interview) and a
+    container that breaks off keeps what came before; ``report`` counts both. More than
+    half the packets damaged, or nothing decodable, is an AudioDecodeError.
+    """
     import av  # local: keeps the module importable for pure feature maths
 
+    report = report if report is not None else DecodeReport()
     chunks: list[np.ndarray] = []
     limit = None if max_seconds is None else int(max_seconds * sample_rate)
     got = 0
@@ -53,18 +74,34 @@ def decode_audio(path: str | Path, sample_rate: int, max_seconds: float | None =
             # keep the channels and average them ourselves: FFmpeg's own downmix adds
             # L and R at 0.707 each, making dual-mono recordings 3 dB louder (and clip)
             resampler = av.AudioResampler(format="fltp", rate=sample_rate)
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().mean(axis=0))
-                    got += chunks[-1].size
-                if limit is not None and got >= limit:
+            packets = container.demux(stream)
+            while limit is None or got < limit:
+                try:
+                    packet = next(packets)
+                except StopIteration:
                     break
+                except av.error.FFmpegError:
+                    report.truncated = True
+                    break
+                try:
+                    frames = packet.decode()
+                except (av.error.FFmpegError, ValueError):
+                    report.skipped_packets += 1
+                    continue
+                report.packets += packet.size > 0
+                for frame in frames:
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray().mean(axis=0))
+                        got += chunks[-1].size
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().mean(axis=0))
     except AudioDecodeError:
         raise
-    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+    except (av.error.FFmpegError, ValueError, IndexError, OSError) as exc:
         raise AudioDecodeError(f"audio could not be decoded ({type(exc).__name__})") from exc
+    damaged = report.skipped_packets
+    if damaged and damaged > MAX_DAMAGED_SHARE * (damaged + report.packets):
+        raise AudioDecodeError(f"{damaged} of {damaged + report.packets} audio packets are damaged")
     if not chunks:
         raise AudioDecodeError("the audio stream holds no samples")
     signal = np.concatenate(chunks).astype(np.float32, copy=False)

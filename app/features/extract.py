@@ -158,7 +158,14 @@ def extract(job: ExtractionJob) -> Extracted:
     if path is not None:
         with _stage(timings, "decode"):
             try:
-                signal = audio_features.decode_audio(path, features.audio.sample_rate, job.max_media_seconds)
+                damage = audio_features.DecodeReport()
+                signal = audio_features.decode_audio(
+                    path, features.audio.sample_rate, job.max_media_seconds, report=damage
+                )
+                if damage.skipped_packets:
+                    warnings.append(f"{damage.skipped_packets} damaged audio packets were skipped")
+                if damage.truncated:
+                    warnings.append("the audio breaks off in damaged data; the part before it was used")
             except audio_features.AudioDecodeError as exc:
                 if source == "audio upload":
                     raise CorruptMediaError(f"the audio upload could not be decoded: {exc}") from exc

@@ -203,7 +203,24 @@ def parse_transcript(
     return _transcript(fmt, utterances)
 
 
+# files that are valid ASCII or UTF-8 at their start yet are documents or media, not text
+BINARY_SIGNATURES = {
+    b"%PDF-": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive (e.g. a Word document)",
+    b"{\\rtf": "an RTF document",
+    b"GIF8": "a GIF image",
+    b"ID3": "an MP3 file",
+    b"RIFF": "a RIFF (WAV/AVI) file",
+    b"OggS": "an Ogg file",
+    b"fLaC": "a FLAC file",
+    b"\x1aE\xdf\xa3": "a Matroska/WebM file",
+}
+
+
 def _decode(data: bytes) -> str:
+    for signature, what in BINARY_SIGNATURES.items():
+        if data.startswith(signature):
+            raise TranscriptError(f"transcript is {what}, not text")
     # UTF-32 BOMs start with the UTF-16 LE one, so test them first.
     for bom, encoding in (
         (codecs.BOM_UTF8, "utf-8"),
@@ -265,6 +282,10 @@ def _detect(text: str, hint: str | None) -> tuple[str, object]:
                 # exc.msg is the parser's wording ("Expecting value"); exc.doc, the text, stays out.
                 message = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
                 raise TranscriptError(message, FORMAT_JSON) from None
+        except (ValueError, RecursionError):
+            # valid syntax the parser still refuses: integers over 4300 digits, deep nesting
+            if hint == FORMAT_JSON:
+                raise TranscriptError("JSON nested too deeply or with numbers too long", FORMAT_JSON) from None
         else:
             if isinstance(parsed, (list, dict)):
                 return FORMAT_JSON, parsed
@@ -274,7 +295,10 @@ def _detect(text: str, hint: str | None) -> tuple[str, object]:
         raise TranscriptError(
             "the header row names no text column (expected e.g. start_time, stop_time, speaker, value)", hint
         )
-    if any(_TIMING_LINE.match(line) for line in lines):
+    cue_file = hint in (FORMAT_SRT, FORMAT_WEBVTT)
+    # in a file named as subtitles, any "-->" line is a cue timing (a malformed one is refused
+    # there, not read aloud as words)
+    if any(_TIMING_LINE.match(line) or (cue_file and "-->" in line) for line in lines):
         return (FORMAT_WEBVTT if hint == FORMAT_WEBVTT else FORMAT_SRT), None
     return FORMAT_TEXT, None
 
@@ -361,10 +385,16 @@ def _parse_seconds(value: str) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
+# no interview runs two days: later times are corrupt (and would make millions of windows)
+MAX_TIME_S = 48 * 3600.0
+
+
 def _check_times(start: float | None, end: float | None, fmt: str, where: str) -> None:
     for name, value in (("start", start), ("end", end)):
         if value is not None and (not math.isfinite(value) or value < 0):
             raise TranscriptError(f"{where}: {name} time must be a finite, non-negative number of seconds", fmt)
+        if value is not None and value > MAX_TIME_S:
+            raise TranscriptError(f"{where}: {name} time is beyond {MAX_TIME_S / 3600:.0f} hours", fmt)
     if start is not None and end is not None and end < start:
         raise TranscriptError(f"{where}: end time is before start time", fmt)
 

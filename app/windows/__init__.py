@@ -146,11 +146,14 @@ def build_windows(
                 batch["modality_mask"][k, 2] = 1.0
                 batch["quality"][k, 2] = text_window_quality(text.word_counts[chosen], features)
                 coverage[k] = max(coverage[k], min(1.0, chosen.size / tt))
+    # a window in which no modality holds anything says nothing: it would only dilute the
+    # mean (e.g. untimed text spread over a long recording whose audio is unusable)
+    keep = batch["modality_mask"].any(axis=1)
     return WindowBatch(
-        **batch,
-        start_s=starts.astype(np.float32),
-        end_s=(starts + spec.length_s).astype(np.float32),
-        coverage=np.maximum(coverage, 1e-3),
+        **{name: values[keep] for name, values in batch.items()},
+        start_s=starts[keep].astype(np.float32),
+        end_s=(starts[keep] + spec.length_s).astype(np.float32),
+        coverage=np.maximum(coverage[keep], 1e-3),
     )
 
 
