@@ -92,6 +92,8 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
         settings.model_store,
         text_encoder_dir(settings.model_store, features),
         settings.worker_threads,
+        memory_limit_bytes=settings.worker_memory_bytes,
+        on_replace=lambda cause: metrics.worker_replacements_total.labels(cause=cause).inc(),
     )
     await workers.start()
     manifest = model.manifest
@@ -178,6 +180,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
+            if not settings.api_key_hashes:
+                _drop_security(schema)  # no keys configured: the docs must not ask for one
             app.openapi_schema = problems.add_problem_schema(schema)
         return app.openapi_schema
 
@@ -187,7 +191,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def observe(request: Request, call_next) -> Response:
         request.state.request_id = uuid.uuid4().hex[:16]
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            # a bug: answered here so the 500 still carries the request id; logged by type and frames
+            log.error("unhandled %s", type(exc).__name__, exc_info=exc, extra={"request_id": request.state.request_id})
+            response = problems.problem(
+                500, "internal-error", "Internal error", "an unexpected error occurred", request
+            )
         elapsed = time.perf_counter() - started
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")
@@ -205,6 +216,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     return app
+
+
+def _drop_security(schema: dict) -> None:
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            operation.pop("security", None)
+    schema.get("components", {}).pop("securitySchemes", None)
 
 
 def __getattr__(name: str) -> FastAPI:

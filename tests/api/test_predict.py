@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.api.helpers import valid_answer
@@ -128,9 +129,19 @@ def test_unknown_format_is_415(client: httpx.Client) -> None:
 
 def test_corrupt_audio_is_422(client: httpx.Client, media: dict) -> None:
     data = media["flac"].read_bytes()
-    truncated = data[: len(data) * 2 // 5]  # a valid header, then the stream stops mid-frame
-    response = client.post("/predict", files={"audio": ("speech.flac", truncated, "audio/flac")})
+    noise = np.random.default_rng(11).integers(0, 256, len(data) - 8192, dtype=np.uint8).tobytes()
+    corrupt = data[:8192] + noise  # a valid header and first frames, then nothing decodable
+    response = client.post("/predict", files={"audio": ("speech.flac", corrupt, "audio/flac")})
     _problem(response, 422, "corrupt-media")
+
+
+def test_a_recording_that_breaks_off_is_used_up_to_the_break(client: httpx.Client, media: dict) -> None:
+    data = media["flac"].read_bytes()
+    truncated = data[: len(data) * 3 // 4]  # the upload stopped mid-frame
+    response = client.post("/predict", files={"audio": ("speech.flac", truncated, "audio/flac")})
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"audio"})
+    assert answer.inputs.audio.duration_s == pytest.approx(0.75 * media["seconds"], rel=0.1)
 
 
 def test_empty_transcript_is_absent_with_a_warning(client: httpx.Client, media: dict) -> None:

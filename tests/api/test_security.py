@@ -19,6 +19,7 @@ from tests.api.conftest import ANSWERS, RunningServer, start_server
 from tests.api.helpers import metric_sample
 
 KEY, OTHER_KEY = "k-0f7a9c1e-clinic", "k-5d2b8e44-research"
+UPLOAD_KEY = "k-77c3a0d2-uploads"  # its own rate bucket: the cap tests never meet the rate limit
 UPLOAD_CAP = 1 << 20
 RATE = 4  # per minute, per key
 ORIGIN = "https://clinic.example"
@@ -33,7 +34,7 @@ def _digest(key: str) -> str:
 def secured(tmp_path_factory) -> Iterator[RunningServer]:
     with start_server(
         tmp_path_factory.mktemp("secured"),
-        api_key_hashes=f"{_digest(KEY)},{_digest(OTHER_KEY)}",
+        api_key_hashes=",".join(_digest(key) for key in (KEY, OTHER_KEY, UPLOAD_KEY)),
         open_metrics="false",
         rate_limit_per_minute=str(RATE),
         cors_origins=ORIGIN,
@@ -165,7 +166,7 @@ def _raw_exchange(url: str, head: bytes, body: Iterator[bytes]) -> bytes:
 def _head(url: str, extra: str) -> bytes:
     host = urlsplit(url).netloc
     return (
-        f"POST /predict HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {KEY}\r\n"
+        f"POST /predict HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {UPLOAD_KEY}\r\n"
         f"Content-Type: multipart/form-data; boundary=XyZ\r\n{extra}\r\n"
     ).encode()
 
