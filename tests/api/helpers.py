@@ -40,21 +40,34 @@ def metric_sample(metrics: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+def _stat(pid: int | str) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process, None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name in parentheses may hold spaces and ')': split after the last one
+    state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+    return state, int(ppid)
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter (R, S, D, Z...) of a process, None once it is gone."""
+    stat = _stat(pid)
+    return stat[0] if stat else None
+
+
 def child_processes(pid: int) -> list[tuple[int, str, str]]:
     """(pid, state letter, command line) of every process whose parent is ``pid``."""
     children = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or (stat := _stat(entry.name)) is None or stat[1] != pid:
             continue
         try:
-            stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # exited while we looked
-        # the command name in parentheses may hold spaces: split after its closing one
-        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-        if int(ppid) == pid:
-            children.append((int(entry.name), state, cmdline))
+        children.append((int(entry.name), stat[0], cmdline))
     return children
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from app.contract import MODALITIES
 from tests.api.conftest import RunningServer, start_server
-from tests.api.helpers import valid_answer
+from tests.api.helpers import child_processes, process_state, valid_answer
 from tests.corpus import ANY_4XX, ESCAPE_NAME, GOOD_TRANSCRIPT, Case, Part, Request, Seeds, cases, form, upload
 
 CASES = cases()
@@ -37,23 +37,9 @@ SETTLE_S = 10.0
 # ------------------------------------------------------------------------------ the server's processes
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, parent pid) from /proc/<pid>/stat, or None once the process is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    state, ppid = raw.rsplit(")", 1)[1].split()[:2]  # the command name may hold spaces and ')'
-    return state, int(ppid)
-
-
 def _children(pid: int) -> dict[int, str]:
     """Child pid -> state letter (R, S, D, Z...) of every direct child of ``pid``."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(int(entry))) is not None and stat[1] == pid:
-            found[int(entry)] = stat[0]
-    return found
+    return {child: state for child, state, _ in child_processes(pid)}
 
 
 def _open_spool_files(pids: list[int], spool_dir: Path) -> list[str]:
@@ -84,7 +70,7 @@ class ServerWatch:
 
     def problems(self) -> list[str]:
         found = []
-        if (stat := _stat(self.pid)) is None or stat[0] == "Z":
+        if process_state(self.pid) in (None, "Z"):
             return [f"the server process {self.pid} is gone"]
         children = _children(self.pid)
         zombies = sorted(pid for pid, state in children.items() if state == "Z")
