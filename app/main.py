@@ -24,7 +24,7 @@ from app.admission import Admission, RateLimiter
 from app.api import problems
 from app.api.routes import health, predict
 from app.config import Settings
-from app.fusion.runner import FusionRunner
+from app.fusion.runner import FusionRunner, provider_list
 from app.fusion.store import check_contract, load_fusion, text_encoder_dir
 from app.metrics import Metrics
 from app.services import Services
@@ -93,6 +93,7 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
         text_encoder_dir(settings.model_store, features),
         settings.worker_threads,
         memory_limit_bytes=settings.worker_memory_bytes,
+        providers=provider_list(settings),
         on_replace=lambda cause: metrics.worker_replacements_total.labels(cause=cause).inc(),
     )
     await workers.start()
@@ -108,8 +109,8 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
     )
     for provider in runner.providers:
         metrics.session_provider.labels(model="fusion", provider=provider).set(1 if provider == runner.provider else 0)
-    for worker_model in ("text_encoder", "face_detector", "face_landmarks", "iris_landmarks"):
-        metrics.session_provider.labels(model=worker_model, provider="CPUExecutionProvider").set(1)
+    for worker_model, providers in workers.session_providers().items():
+        metrics.session_provider.labels(model=worker_model, provider=providers[0]).set(1)
     log.info("serving fusion/%s on %s", manifest.version, runner.provider)
     return Services(
         settings=settings,

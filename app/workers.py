@@ -74,19 +74,27 @@ class WorkerStartError(RuntimeError):
 # -- the child side --------------------------------------------------------------------------
 
 
-def _warm_worker(text_encoder_dir: str, model_store: str, threads: int) -> None:
+# BLAS/OpenMP pools read these once, when numpy (or numba) loads: a worker holds one core's
+# share, so each pool gets the worker's thread budget instead of one thread per core
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def _warm_worker(
+    text_encoder_dir: str, model_store: str, threads: int, providers: Sequence[Any] = ("CPUExecutionProvider",)
+) -> dict[str, list[str]]:
     """Load the text encoder and face models and compile librosa's numba kernels before the
-    first request."""
+    first request; returns the execution providers each model's sessions really run on."""
     import numpy as np
 
     from app.contract import AudioSpec
     from app.features.audio import audio_features
     from app.features.extract import face_models, text_encoder
 
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    text_encoder(Path(text_encoder_dir), threads).embed(["warm up"])
-    face_models(Path(model_store), threads)
+    encoder = text_encoder(Path(text_encoder_dir), threads, providers)
+    encoder.embed(["warm up"])
+    faces = face_models(Path(model_store), threads, providers)
     audio_features(np.zeros(AudioSpec().sample_rate, np.float32), AudioSpec())
+    return {"text_encoder": list(encoder.providers), "face_models": list(faces.providers)}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -143,25 +151,25 @@ def _worker_main(
     conn: Connection,
     parent_pid: int,
     target: Callable[[Any], Any],
-    initializer: Callable[..., None] | None,
+    initializer: Callable[..., Any] | None,
     initargs: Sequence[Any],
     memory_limit_bytes: int,
 ) -> None:
-    """A worker's life: limit, warm up, say ready, then one job at a time until told to stop."""
+    """A worker's life: limit, warm up, say ready (with what the initializer returned), then one
+    job at a time until told to stop."""
     # Ctrl-C reaches the whole process group: the parent decides when workers stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent_pid)
     if memory_limit_bytes > 0:
         _limit_memory(memory_limit_bytes)
     try:
-        if initializer is not None:
-            initializer(*initargs)
+        warm_info = initializer(*initargs) if initializer is not None else None
     except BaseException as error:
         with contextlib.suppress(OSError):
             conn.send(("init-failed", type(error).__name__))
         raise SystemExit(1) from None
     try:
-        conn.send(("ready", os.getpid()))
+        conn.send(("ready", warm_info))
         while True:
             try:
                 job = conn.recv()
@@ -196,6 +204,7 @@ class _Worker:
     # a thread still reading an answer from ``conn``: the pipe is closed only after it returns
     reading: asyncio.Future | None = None
     lost: bool = False  # died while idle; its queue entry is skipped
+    warm_info: Any = None  # what the initializer returned (e.g. the providers its sessions run on)
 
     @property
     def pid(self) -> int:
@@ -229,7 +238,7 @@ class ProcessPool(Generic[JobT, ResultT]):
         self,
         size: int,
         target: Callable[[JobT], ResultT],
-        initializer: Callable[..., None] | None = None,
+        initializer: Callable[..., Any] | None = None,
         initargs: Sequence[Any] = (),
         *,
         memory_limit_bytes: int = 0,
@@ -343,6 +352,10 @@ class ProcessPool(Generic[JobT, ResultT]):
     def pids(self) -> list[int]:
         """Process ids of the warm workers, by slot."""
         return [worker.pid for _, worker in sorted(self._ready.items())]
+
+    def warm_info(self) -> list[Any]:
+        """What each warm worker's initializer returned, by slot."""
+        return [worker.warm_info for _, worker in sorted(self._ready.items())]
 
     def close(self) -> None:
         """Stop every worker: ask (a stop message), then SIGTERM, then SIGKILL after
@@ -543,6 +556,7 @@ class ProcessPool(Generic[JobT, ResultT]):
             self._retire_soon(worker, None, "start cancelled")
             raise
         if kind == "ready":
+            worker.warm_info = detail
             return worker
         await asyncio.shield(self._retire_soon(worker, None, "failed to start"))
         why = f"{kind}: {detail}" if detail else kind
@@ -619,17 +633,21 @@ class WorkerPool(ProcessPool["ExtractionJob", "Extracted"]):
         threads: int = 1,
         memory_limit_bytes: int = DEFAULT_WORKER_MEMORY_LIMIT_BYTES,
         *,
+        providers: Sequence[Any] = ("CPUExecutionProvider",),
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
         stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S,
         on_replace: Callable[[str], None] | None = None,
     ) -> None:
         from app.features.extract import extract  # here: keeps this module light for other pools' workers
 
+        # spawned workers inherit the environment: set before they import numpy
+        for name in THREAD_ENV:
+            os.environ.setdefault(name, str(threads))
         super().__init__(
             size,
             extract,
             _warm_worker,
-            (str(text_encoder_dir), str(model_store), threads),
+            (str(text_encoder_dir), str(model_store), threads, list(providers)),
             memory_limit_bytes=memory_limit_bytes,
             start_timeout_s=start_timeout_s,
             stop_timeout_s=stop_timeout_s,
@@ -638,6 +656,15 @@ class WorkerPool(ProcessPool["ExtractionJob", "Extracted"]):
         self.model_store = model_store
         self.text_encoder_dir = text_encoder_dir
         self.threads = threads
+
+    def session_providers(self) -> dict[str, list[str]]:
+        """Execution providers each worker model's sessions really run on, as the warm-up reported."""
+        info = next((i for i in self.warm_info() if i), {})
+        faces = info.get("face_models", ["CPUExecutionProvider"])
+        return {
+            "text_encoder": info.get("text_encoder", ["CPUExecutionProvider"]),
+            **{name: faces for name in ("face_detector", "face_landmarks", "iris_landmarks")},
+        }
 
     async def run(self, job: ExtractionJob, timeout_s: float) -> Extracted:
         """One interview's uploads -> windows and reports, in a worker (see ProcessPool.run)."""

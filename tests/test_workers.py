@@ -434,5 +434,12 @@ def test_service_pool_warms_the_real_models_and_extracts_under_the_default_memor
         job = ExtractionJob(features=fusion_manifest.features, model_store=MODEL_STORE, transcript=text.encode())
         extracted = runner(pool.run(job, 120))
         assert extracted.reports["text"]["used"]
+        # the warm-up reports the providers its sessions really run on (CPU here: no GPU build)
+        providers = pool.session_providers()
+        assert set(providers) == {"text_encoder", "face_detector", "face_landmarks", "iris_landmarks"}
+        assert all(p[-1] == "CPUExecutionProvider" for p in providers.values())
+        assert pool.warm_info() == [
+            {"text_encoder": providers["text_encoder"], "face_models": providers["face_landmarks"]}
+        ]
     finally:
         runner(pool.aclose())

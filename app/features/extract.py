@@ -7,7 +7,7 @@ a worker process and never on the event loop.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,25 +65,28 @@ def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
         timings[name] = timings.get(name, 0.0) + 1000 * (time.perf_counter() - start)
 
 
+CPU_ONLY = ("CPUExecutionProvider",)
 # models loaded once per worker process and reused across its requests
 _loaded: dict[tuple[str, Path], object] = {}
 
 
-def text_encoder(model_dir: Path, threads: int = 1):
+def text_encoder(model_dir: Path, threads: int = 1, providers: Sequence = CPU_ONLY):
+    """The worker's text encoder; threads and providers count on first use (the warm-up)."""
     from app.features.text import TextEncoder
 
     key = ("text", model_dir)
     if key not in _loaded:
-        _loaded[key] = TextEncoder(model_dir, intra_op_threads=threads)
+        _loaded[key] = TextEncoder(model_dir, providers=providers, intra_op_threads=threads)
     return _loaded[key]
 
 
-def face_models(store: Path, threads: int = 1):
+def face_models(store: Path, threads: int = 1, providers: Sequence = CPU_ONLY):
+    """The worker's face models; threads and providers count on first use (the warm-up)."""
     from app.features.visual import FaceModels
 
     key = ("face", store)
     if key not in _loaded:
-        _loaded[key] = FaceModels(store, intra_op_threads=threads)
+        _loaded[key] = FaceModels(store, providers=providers, intra_op_threads=threads)
     return _loaded[key]
 
 

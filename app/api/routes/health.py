@@ -61,6 +61,7 @@ async def readyz(request: Request) -> Response:
 async def models(services: ServicesDep) -> dict:
     manifest = services.model.manifest
     features = manifest.features
+    worker_providers = services.workers.session_providers()
     return {
         "fusion": {
             "version": manifest.version,
@@ -71,7 +72,7 @@ async def models(services: ServicesDep) -> dict:
             "manifest": manifest.model_dump(mode="json"),
         },
         "face_models": {
-            name: {"path": f"{name}/1", "execution_providers": ["CPUExecutionProvider"]}
+            name: {"path": f"{name}/1", "execution_providers": worker_providers[name]}
             for name in ("face_detector", "face_landmarks", "iris_landmarks")
         },
         "text_encoder": {
@@ -79,7 +80,7 @@ async def models(services: ServicesDep) -> dict:
                 text_encoder_dir(services.settings.model_store, features).relative_to(services.settings.model_store)
             ),
             "model_id": features.text.encoder_model_id,
-            "execution_providers": ["CPUExecutionProvider"],
+            "execution_providers": worker_providers["text_encoder"],
         },
     }
 
