@@ -24,6 +24,7 @@ from app.admission import Admission, RateLimiter
 from app.api import problems
 from app.api.routes import health, predict
 from app.config import Settings
+from app.fusion.batcher import FusionBatcher
 from app.fusion.runner import FusionRunner, provider_list
 from app.fusion.store import check_contract, load_fusion, text_encoder_dir
 from app.metrics import Metrics
@@ -111,12 +112,23 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
         metrics.session_provider.labels(model="fusion", provider=provider).set(1 if provider == runner.provider else 0)
     for worker_model, providers in workers.session_providers().items():
         metrics.session_provider.labels(model=worker_model, provider=providers[0]).set(1)
-    log.info("serving fusion/%s on %s", manifest.version, runner.provider)
+    batcher = FusionBatcher(
+        runner, metrics, max_batch_windows=settings.batch_max_windows, max_wait_ms=settings.batch_max_wait_ms
+    )
+    await batcher.start()  # last: nothing above can fail and leave its task behind
+    log.info(
+        "serving fusion/%s on %s (batches of up to %d windows, %.1f ms wait)",
+        manifest.version,
+        runner.provider,
+        settings.batch_max_windows,
+        settings.batch_max_wait_ms,
+    )
     return Services(
         settings=settings,
         metrics=metrics,
         model=model,
         runner=runner,
+        batcher=batcher,
         workers=workers,
         admission=Admission(running=settings.workers, waiting=settings.max_waiting_requests),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
@@ -136,7 +148,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             services.ready = False
-            await anyio.to_thread.run_sync(services.workers.close)
+            try:
+                await services.batcher.stop()  # finishes queued inferences (bounded), refuses new ones
+            finally:
+                await anyio.to_thread.run_sync(services.workers.close)
 
     app = FastAPI(
         title="PHQ-8 fusion service",

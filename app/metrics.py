@@ -80,6 +80,19 @@ class Metrics:
             buckets=(1, 2, 3, 5, 8, 13, 21, 34, 55, 89),
             registry=self.registry,
         )
+        # dynamic batching: how full the fusion session runs are (app/fusion/batcher.py)
+        self.fusion_batch_windows = Histogram(
+            "phq_fusion_batch_windows",
+            "Windows per fusion session run (requests' windows merged by the batcher)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.fusion_batch_requests = Histogram(
+            "phq_fusion_batch_requests",
+            "Requests whose windows shared one fusion session run",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+            registry=self.registry,
+        )
         self.model_info = Info(
             "phq_model",
             "Served fusion model",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import onnxruntime as ort
 
 from tests.api.helpers import metric_sample
+from tests.api.transcripts import plain
 from tests.conftest import FUSION_DIR
 
 
@@ -48,6 +50,27 @@ def test_metrics_show_stage_histograms_after_a_prediction(client: httpx.Client, 
     assert metric_sample(after, "phq_requests_in_flight") == 0
     assert re.search(r'^phq_model_info\{.*training_data="synthetic".*\} 1\.0$', after, re.MULTILINE)
     assert re.search(r'^phq_onnx_session_provider\{model="fusion",provider="\w+"\} 1\.0$', after, re.MULTILINE)
+
+
+def test_metrics_show_fusion_batch_sizes_after_concurrent_predictions(client: httpx.Client) -> None:
+    before = client.get("/metrics").text
+    with ThreadPoolExecutor(3) as pool:  # concurrent, so their windows may share fusion runs
+        statuses = list(
+            pool.map(lambda _: client.post("/predict", data={"transcript_text": plain()}).status_code, range(3))
+        )
+    assert statuses == [200, 200, 200]
+    after = client.get("/metrics").text
+
+    def grew(name: str) -> float:
+        return metric_sample(after, name) - metric_sample(before, name)
+
+    assert grew("phq_fusion_batch_windows_count") >= 1  # session runs
+    assert grew("phq_fusion_batch_windows_sum") >= 3  # at least one window each
+    assert grew("phq_fusion_batch_requests_sum") >= 3  # every prediction was in at least one run
+    assert metric_sample(after, "phq_fusion_batch_windows_count") > 0
+    assert metric_sample(after, "phq_fusion_batch_requests_count") == metric_sample(
+        after, "phq_fusion_batch_windows_count"
+    )
 
 
 def test_a_refused_prediction_is_counted_by_outcome(client: httpx.Client) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import anyio
 from fastapi import APIRouter, Request
 
 from app.answer.build import build_answer
@@ -90,7 +89,8 @@ async def predict(request: Request, services: ServicesDep, caller: Caller) -> Pr
                 metrics.waiting.dec()
         timings.update(extracted.timings_ms)
         t1 = time.perf_counter()
-        output = await anyio.to_thread.run_sync(services.runner.run, extracted.windows)
+        # shares a session run with concurrent requests' windows (app/fusion/batcher.py)
+        output = await services.batcher.run(extracted.windows)
         timings["inference"] = 1000 * (time.perf_counter() - t1)
         timings["total"] = 1000 * (time.perf_counter() - started)
         answer = build_answer(
