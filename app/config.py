@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(1, ge=0, description="ONNX Runtime inter-op threads per session")
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     cuda_mem_limit_bytes: int = Field(2 << 30, ge=0, description="CUDA arena cap (0: unbounded)")
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
+        "HEURISTIC", description="cuDNN convolution algorithm search (run per shape, at warm-up)"
+    )
     # micro-batching of fusion runs across requests (app/fusion/batcher.py). Measured on 2 CPU
     # cores, 1 intra-op thread: 3.2 ms per window alone, 2.7 at 2-8 windows a run, 2.8 at 16,
     # 3.0 at 32 and 3.1 at 64; merging two single-window requests saves ~1 ms, so a longer

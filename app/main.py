@@ -87,7 +87,7 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
     # refuse to start when the extractors cannot produce what the manifest declares
     await anyio.to_thread.run_sync(check_contract, features, settings.model_store)
     runner = FusionRunner(model, settings)
-    await anyio.to_thread.run_sync(runner.warm_up)
+    await anyio.to_thread.run_sync(runner.warm_up, settings.batch_max_windows)
     workers = WorkerPool(
         settings.workers,
         settings.model_store,
