@@ -10,10 +10,17 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Debian packages the tests and the corpus generator use (espeak-ng speaks the test media)
+# Debian packages the tests and the corpus generator use (espeak-ng speaks the test media;
+# chromium loads /docs headless in tests/api/test_docs_browser.py). Chromium goes in without
+# its recommends (systemd, avahi, cups, perl...): about 20 s with apt-get update.
 system-deps:
-	@command -v espeak-ng >/dev/null 2>&1 || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null; }
+	@speech=; browser=; \
+	command -v espeak-ng >/dev/null 2>&1 || speech=1; \
+	command -v chromium >/dev/null 2>&1 || browser=1; \
+	if [ -n "$$speech$$browser" ]; then apt-get update -qq; fi && \
+	if [ -n "$$speech" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null; fi && \
+	if [ -n "$$browser" ]; then DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; fi
 
 setup: $(BIN)/python
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"

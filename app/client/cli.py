@@ -1,0 +1,322 @@
+"""``phq-client`` / ``python -m app.client``: send an interview to a PHQ-8 server, print the estimate.
+
+    phq-client predict --audio session.wav --transcript session.vtt
+    phq-client predict --video interview.mp4 --json > answer.json
+    PHQ_URL=https://phq.example PHQ_API_KEY=... phq-client predict --video interview.mp4 --async
+
+Exit status: 0 an answer; 1 the server refused or failed (its problem is printed), no
+connection, or the job failed; 2 bad usage or a local file that cannot be sent (nothing
+was sent); 3 the server is overloaded or rate-limited (429/503: retry later); 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from app.client import (
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_URL,
+    InputFileError,
+    Job,
+    JobCancelledError,
+    JobTimeoutError,
+    PhqClient,
+    PhqClientError,
+    ProblemError,
+    ServerUnreachableError,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RETRY_LATER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+PROG = "phq-client"
+BAR_WIDTH = 30
+POLL_INTERVAL_S, MAX_POLL_INTERVAL_S = 0.5, 2.0  # job polling: quick at first, then every 2 s
+REDRAW_S = 0.1  # at most ten redraws a second: a fast loopback upload must not flood the terminal
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """``[=========>          ]``: plain ASCII so any terminal draws it."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = int(width * fraction)
+    if filled >= width:
+        return "[" + "=" * width + "]"
+    return "[" + "=" * filled + ">" + " " * (width - filled - 1) + "]"
+
+
+class StatusLine:
+    """One line on stderr redrawn in place: the upload bar, then a timer while the server works,
+    or a job's progress. Draws nothing unless ``enabled`` (stderr is a TTY and not --quiet)."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._last_draw = 0.0
+        self._width = 0
+        self._started = time.monotonic()
+        self._upload_started: float | None = None
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _draw(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last_draw < REDRAW_S):
+            return
+        with self._lock:
+            self._last_draw = now
+            pad = max(0, self._width - len(text))  # blank out what a longer earlier line left
+            self.stream.write("\r" + text + " " * pad)
+            self.stream.flush()
+            self._width = len(text)
+
+    def upload(self, sent: int, total: int) -> None:
+        """The httpx body generator's progress callback."""
+        now = time.monotonic()
+        if self._upload_started is None:
+            self._upload_started = now
+        elapsed = max(now - self._upload_started, 1e-6)
+        fraction = sent / total if total else 1.0
+        rate = f"  {_size(sent / elapsed)}/s" if elapsed > 0.25 else ""  # a rate from a few ms is noise
+        self._draw(
+            f"uploading {progress_bar(fraction)} {fraction:4.0%}  {_size(sent)} / {_size(total)}{rate}",
+            force=sent >= total,
+        )
+        if sent >= total:
+            self._wait("uploaded; the server is working")
+
+    def _wait(self, label: str) -> None:
+        """A timer while the server processes (the sync request gives no progress of its own)."""
+        if not self.enabled or self._ticker is not None:
+            return
+        started = time.monotonic()
+
+        def tick() -> None:
+            while not self._stop.wait(0.5):
+                self._draw(f"{label}  {time.monotonic() - started:.0f} s", force=True)
+
+        self._ticker = threading.Thread(target=tick, name="phq-client-status", daemon=True)
+        self._ticker.start()
+
+    def job(self, job: Job) -> None:
+        self._stop_ticker()
+        elapsed = time.monotonic() - self._started
+        self._draw(
+            f"job {job.job_id} {job.status:<9} {progress_bar(job.progress)} {job.progress:4.0%}  {elapsed:.0f} s",
+            force=True,
+        )
+
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._stop.set()
+            self._ticker.join()
+            self._ticker = None
+            self._stop.clear()
+
+    def finish(self) -> None:
+        """Stop the timer and clear the line, so what follows starts at column 0."""
+        self._stop_ticker()
+        if self.enabled and self._width:
+            with self._lock:
+                self.stream.write("\r" + " " * self._width + "\r")
+                self.stream.flush()
+                self._width = 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Client of the PHQ-8 fusion service. Research use only: no answer is a diagnosis.",
+        epilog="exit status: 0 answer, 1 server problem or no connection, 2 bad usage or local file, "
+        "3 overloaded or rate-limited (retry later), 130 interrupted",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    predict = commands.add_parser(
+        "predict",
+        help="estimate PHQ-8 from an interview (video, audio, transcript)",
+        description="Send an interview to POST /predict (or /jobs with --async) and print the estimate.",
+    )
+    server = predict.add_argument_group("server")
+    server.add_argument(
+        "--url",
+        metavar="URL",
+        default=os.environ.get("PHQ_URL", DEFAULT_URL),
+        help=f"service URL (env PHQ_URL; {DEFAULT_URL})",
+    )
+    server.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get("PHQ_API_KEY"),
+        help="API key, sent as a Bearer token (env PHQ_API_KEY, which keeps it out of the process list)",
+    )
+    server.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds to wait for the answer (with --async: for the job) (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    inputs = predict.add_argument_group("interview (at least one)")
+    inputs.add_argument("--video", metavar="PATH", help="mp4 / webm / mov; its audio track is used unless --audio")
+    inputs.add_argument("--audio", metavar="PATH", help="wav, flac, ogg, mp3, m4a/aac, opus, webm")
+    inputs.add_argument("--transcript", metavar="PATH", help="text, WebVTT, SRT, DAIC-WOZ TSV, E-DAIC CSV, JSON")
+    inputs.add_argument("--transcript-text", metavar="TEXT", help="the transcript itself ('-': read standard input)")
+    inputs.add_argument("--participant-speaker", metavar="LABEL", help="the patient's speaker label in the transcript")
+    inputs.add_argument("--model-version", type=int, metavar="N", help="require this served model version")
+    output = predict.add_argument_group("output")
+    output.add_argument("--no-timeline", action="store_true", help="ask for no per-window timeline")
+    output.add_argument("--json", action="store_true", help="print the answer JSON to stdout instead of a summary")
+    output.add_argument(
+        "--async", dest="use_jobs", action="store_true", help="submit to /jobs and poll it, showing the job's progress"
+    )
+    output.add_argument("-q", "--quiet", action="store_true", help="no progress display on stderr")
+    predict.set_defaults(command_parser=predict)  # usage errors below show the predict usage
+    return parser
+
+
+def _error(stderr: TextIO, message: str) -> None:
+    print(f"{PROG}: {message}", file=stderr)
+
+
+def _report_problem(stderr: TextIO, problem: ProblemError) -> int:
+    suffix = f" (request id {problem.request_id})" if problem.request_id else ""
+    _error(stderr, f"{problem}{suffix}")
+    for entry in problem.errors[:10]:
+        location = ".".join(str(part) for part in entry.get("loc", [])) or "request"
+        print(f"  {location}: {entry.get('msg', '')}", file=stderr)
+    if problem.status == 401:
+        print("  hint: give a key with --api-key or PHQ_API_KEY", file=stderr)
+    if problem.retryable:
+        when = f"after {problem.retry_after_s:g} s" if problem.retry_after_s is not None else "later"
+        print(f"  hint: the server is busy or rate-limiting; retry {when}", file=stderr)
+        return EXIT_RETRY_LATER
+    return EXIT_FAILED
+
+
+def _run_job(
+    client: PhqClient, form: dict[str, Any], args: argparse.Namespace, status: StatusLine, stderr: TextIO
+) -> dict:
+    job = client.submit_job(**form, on_progress=status.upload)
+    last_state: list[str] = []
+
+    def show(update: Job) -> None:
+        status.job(update)
+        # without a TTY, one line per state change: enough for a log, and the id to look the job up
+        if not status.enabled and not args.quiet and last_state[-1:] != [update.status]:
+            last_state.append(update.status)
+            print(f"{PROG}: job {update.job_id} {update.status}", file=stderr)
+
+    try:
+        return client.wait_for_job(
+            job,
+            on_update=show,
+            poll_interval_s=POLL_INTERVAL_S,
+            max_interval_s=MAX_POLL_INTERVAL_S,
+            timeout_s=args.timeout,
+        )
+    except KeyboardInterrupt:
+        status.finish()
+        _cancel(client, job.job_id, stderr)
+        raise
+    except JobTimeoutError:
+        status.finish()
+        _cancel(client, job.job_id, stderr)
+        raise
+
+
+def _cancel(client: PhqClient, job_id: str, stderr: TextIO) -> None:
+    try:
+        client.cancel_job(job_id)
+        _error(stderr, f"cancelled job {job_id}")
+    except (PhqClientError, KeyboardInterrupt) as exc:
+        _error(stderr, f"could not cancel job {job_id} ({exc or type(exc).__name__}); it ends on its own")
+
+
+def run_predict(
+    args: argparse.Namespace,
+    client: PhqClient,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """The ``predict`` command with a ready client; returns the exit status."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    transcript_text = sys.stdin.read() if args.transcript_text == "-" else args.transcript_text
+    form: dict[str, Any] = {
+        "video": args.video,
+        "audio": args.audio,
+        "transcript": args.transcript,
+        "transcript_text": transcript_text,
+        "participant_speaker": args.participant_speaker,
+        "include_timeline": not args.no_timeline,
+        "model_version": args.model_version,
+    }
+    status = StatusLine(stderr, enabled=not args.quiet and stderr.isatty())
+    try:
+        answer = (
+            _run_job(client, form, args, status, stderr)
+            if args.use_jobs
+            else client.predict(**form, on_progress=status.upload)
+        )
+    except InputFileError as exc:
+        _error(stderr, str(exc))
+        return EXIT_USAGE
+    except ProblemError as problem:
+        status.finish()
+        return _report_problem(stderr, problem)
+    except (ServerUnreachableError, JobCancelledError, JobTimeoutError) as exc:
+        status.finish()
+        hint = "; is the server running? (--url or PHQ_URL)" if "cannot connect" in str(exc) else ""
+        _error(stderr, f"{exc}{hint}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        status.finish()
+        _error(stderr, "interrupted")
+        return EXIT_INTERRUPTED
+    except PhqClientError as exc:
+        status.finish()
+        _error(stderr, str(exc))
+        return EXIT_FAILED
+    finally:
+        status.finish()
+    if args.json:
+        json.dump(answer, stdout, indent=2)
+        stdout.write("\n")
+        return EXIT_OK
+    from app.client.summary import format_summary  # pydantic models: only needed for the summary
+
+    try:
+        print(format_summary(answer), file=stdout)
+    except PhqClientError as exc:
+        _error(stderr, str(exc))
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    usage_error = args.command_parser.error
+    if not (args.video or args.audio or args.transcript or args.transcript_text):
+        usage_error("nothing to send: give --video, --audio, --transcript or --transcript-text")
+    if args.transcript and args.transcript_text is not None:
+        usage_error("give --transcript or --transcript-text, not both")
+    if args.timeout <= 0:
+        usage_error("--timeout must be positive")
+    try:
+        client = PhqClient(args.url, api_key=args.api_key, timeout=args.timeout)
+    except ValueError as exc:
+        usage_error(str(exc))
+    with client:
+        return run_predict(args, client)
