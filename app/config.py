@@ -97,6 +97,20 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(600.0, gt=0)
 
+    # async jobs (POST /jobs): results live in this process's memory only (docs/jobs.md)
+    job_ttl_s: float = Field(
+        600.0, gt=0, description="a finished job's result is kept this long, then deleted (GET answers 404)"
+    )
+    max_jobs: int = Field(
+        16,
+        ge=1,
+        description="jobs held at once: queued, running and finished but not yet expired; beyond it 503. "
+        "Each holds its uploads until it is processed",
+    )
+    job_delete_on_read: bool = Field(
+        False, description="delete a finished job's result as soon as it has been read once (a second GET: 404)"
+    )
+
     # answer
     interval_level: float = Field(0.9, gt=0, lt=1, description="coverage of the total's uncertainty interval")
 

@@ -21,6 +21,17 @@ class ServiceError(Exception):
         # extra members of the problem body (e.g. per-field ``errors``); never user content
         self.extra = extra
 
+    def problem_body(self, instance: str | None) -> dict[str, object]:
+        """The RFC 9457 body this error is answered with (app/api/problems.py), e.g. kept in a failed job."""
+        return {
+            "type": PROBLEM_BASE + self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+            **self.extra,
+        }
+
     def __reduce__(self):
         # errors raised in a worker cross a pipe: keep the keyword state on the way
         return _rebuild, (type(self), self.detail, self.headers, self.extra)
@@ -84,3 +95,11 @@ class OverloadedError(ServiceError):
 
 class ProcessingTimeoutError(ServiceError):
     status, type, title = 504, "processing-timeout", "Processing time limit reached"
+
+
+class JobNotFoundError(ServiceError):
+    status, type, title = 404, "job-not-found", "No such job"
+
+
+class TooManyJobsError(OverloadedError):
+    type, title = "too-many-jobs", "Job limit reached"

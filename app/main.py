@@ -22,11 +22,13 @@ from swagger_ui_bundle import swagger_ui_path
 
 from app.admission import Admission, RateLimiter
 from app.api import problems
-from app.api.routes import health, predict
+from app.api.routes import health, jobs, predict
 from app.config import Settings
 from app.fusion.batcher import FusionBatcher
 from app.fusion.runner import FusionRunner, provider_list
 from app.fusion.store import check_contract, load_fusion, text_encoder_dir
+from app.job_store import InMemoryJobStore
+from app.jobs import JobManager
 from app.metrics import Metrics
 from app.services import Services
 from app.upload import sweep_stale_folders
@@ -115,7 +117,18 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
     batcher = FusionBatcher(
         runner, metrics, max_batch_windows=settings.batch_max_windows, max_wait_ms=settings.batch_max_wait_ms
     )
-    await batcher.start()  # last: nothing above can fail and leave its task behind
+    await batcher.start()  # nothing above can fail and leave its task behind
+    admission = Admission(running=settings.workers, waiting=settings.max_waiting_requests)
+    jobs = JobManager(
+        InMemoryJobStore(),  # one replica; a shared store for several (docs/jobs.md)
+        metrics,
+        admission,
+        ttl_s=settings.job_ttl_s,
+        max_jobs=settings.max_jobs,
+        delete_on_read=settings.job_delete_on_read,
+        job_slots=settings.workers,
+    )
+    await jobs.start()  # its sweeper cannot fail either
     log.info(
         "serving fusion/%s on %s (batches of up to %d windows, %.1f ms wait)",
         manifest.version,
@@ -130,8 +143,9 @@ async def load_services(settings: Settings, metrics: Metrics) -> Services:
         runner=runner,
         batcher=batcher,
         workers=workers,
-        admission=Admission(running=settings.workers, waiting=settings.max_waiting_requests),
+        admission=admission,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        jobs=jobs,
         ready=True,
     )
 
@@ -149,9 +163,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             services.ready = False
             try:
-                await services.batcher.stop()  # finishes queued inferences (bounded), refuses new ones
+                # first: cancelling a running job kills its worker and removes its upload folder
+                await services.jobs.stop()
             finally:
-                await anyio.to_thread.run_sync(services.workers.close)
+                try:
+                    await services.batcher.stop()  # finishes queued inferences (bounded), refuses new ones
+                finally:
+                    await anyio.to_thread.run_sync(services.workers.close)
 
     app = FastAPI(
         title="PHQ-8 fusion service",
@@ -168,12 +186,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"],
             max_age=600,
         )
     app.include_router(predict.router)
+    app.include_router(jobs.router)
     app.include_router(health.router)
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
@@ -198,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             if not settings.api_key_hashes:
                 _drop_security(schema)  # no keys configured: the docs must not ask for one
+            _drop_default_validation_responses(schema)
             app.openapi_schema = problems.add_problem_schema(schema)
         return app.openapi_schema
 
@@ -239,6 +259,20 @@ def _drop_security(schema: dict) -> None:
         for operation in operations.values():
             operation.pop("security", None)
     schema.get("components", {}).pop("securitySchemes", None)
+
+
+def _drop_default_validation_responses(schema: dict) -> None:
+    """FastAPI documents a 422 with its own body for every route with parameters; this service
+    answers request validation errors with a 400 problem (app/api/problems.py) instead."""
+    default = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            content = responses.get("422", {}).get("content", {})
+            if content.get("application/json", {}).get("schema") == default:
+                del responses["422"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-STAGES = ("upload", "decode", "visual", "audio", "text", "windows", "inference", "total")
+# queued: jobs only, the wait between their upload and their processing
+STAGES = ("upload", "queued", "decode", "visual", "audio", "text", "windows", "inference", "total")
 OUTCOMES = ("ok", "client_error", "unusable_input", "unsupported_media", "too_large", "timeout", "error")
-REJECTIONS = ("unauthorized", "rate_limited", "overloaded")
+REJECTIONS = ("unauthorized", "rate_limited", "overloaded", "jobs_full")
 WORKER_EVENTS = ("timeout", "crash", "memory-limit", "cancelled")
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+JOB_OUTCOMES = ("done", "failed", "cancelled")
 
 # request latency spans milliseconds (health) to minutes (long interviews)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -35,7 +38,7 @@ class Metrics:
         )
         self.stage_seconds = Histogram(
             "phq_stage_seconds",
-            "Time per /predict processing stage",
+            "Time per prediction stage (/predict and jobs; queued: jobs only)",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -93,6 +96,18 @@ class Metrics:
             buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
             registry=self.registry,
         )
+        self.jobs = Gauge(
+            "phq_jobs_held",
+            "Async jobs held by this process, by status (finished ones until they expire or are read)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.jobs_total = Counter(
+            "phq_jobs_total",
+            "Async jobs whose processing ended, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.model_info = Info(
             "phq_model",
             "Served fusion model",
@@ -112,3 +127,7 @@ class Metrics:
             self.rejected_total.labels(reason=reason)
         for cause in WORKER_EVENTS:
             self.worker_replacements_total.labels(cause=cause)
+        for status in JOB_STATUSES:
+            self.jobs.labels(status=status)
+        for outcome in JOB_OUTCOMES:
+            self.jobs_total.labels(outcome=outcome)

@@ -1,5 +1,5 @@
 """What a running app holds: settings, metrics, the model, its runner and batcher, the
-worker pool, and the admission and rate limits in front of them."""
+worker pool, the admission and rate limits in front of them, and the async jobs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from app.config import Settings
 from app.fusion.batcher import FusionBatcher
 from app.fusion.runner import FusionRunner
 from app.fusion.store import FusionModel
+from app.jobs import JobManager
 from app.metrics import Metrics
 from app.workers import WorkerPool
 
@@ -24,4 +25,5 @@ class Services:
     workers: WorkerPool
     admission: Admission
     rate_limiter: RateLimiter
+    jobs: JobManager  # POST /jobs: processed in this process, records in its store
     ready: bool = False

@@ -24,6 +24,11 @@ MAX_FUZZED_EXAMPLES = 100
 # or hold enough speech or text to estimate from (422). 400 stays out: on schema-valid input it means the
 # schema and the request validator disagree.
 PREDICT_ACCEPTS_VALID_DATA_WITH = ["2xx", "401", "403", "404", "409", "415", "422", "429"]
+# POST /jobs checks the same form the same way during its POST, and may hold max_jobs jobs already (503: other
+# tests' jobs on this server count). It decodes media only after its 202: bytes that are not media, the one schema
+# violation a file part can carry, fail the job instead of the POST, so schema-violating data may get a 202 too.
+JOBS_ACCEPT_VALID_DATA_WITH = [*PREDICT_ACCEPTS_VALID_DATA_WITH, "503"]
+JOBS_REJECT_INVALID_DATA_WITH = ["202", "4xx", "5xx"]
 
 FUZZ_CONFIG: dict[str, Any] = {
     "generation": {
@@ -43,7 +48,14 @@ FUZZ_CONFIG: dict[str, Any] = {
         {
             "include-path": "/predict",
             "checks": {"positive_data_acceptance": {"expected-statuses": PREDICT_ACCEPTS_VALID_DATA_WITH}},
-        }
+        },
+        {
+            "include-path": "/jobs",
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": JOBS_ACCEPT_VALID_DATA_WITH},
+                "negative_data_rejection": {"expected-statuses": JOBS_REJECT_INVALID_DATA_WITH},
+            },
+        },
     ],
     # /predict runs real extraction on fuzzed input: a hung request must fail the test, not stall CI
     "request-timeout": 60,

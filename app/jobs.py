@@ -1,0 +1,268 @@
+"""Async jobs: a prediction accepted now (202) and answered later (GET /jobs/{id}).
+
+The route receives and validates the upload during its POST (``app.api.pipeline``), then
+hands the work here. Each job is an asyncio task in this process: it waits its turn for a
+prediction admission slot, runs the same pipeline as /predict (worker pool with its time
+limit, batcher), and leaves its answer or its problem in the ``JobStore`` for ``job_ttl_s``.
+The task owns the job's upload folder and removes it when processing ends, whichever way it
+ends (done, failed, cancelled by DELETE, shutdown).
+
+Why jobs wait for an admission slot instead of failing: a job was accepted with its upload
+already on disk, so refusing it later would waste the upload and make the client start over;
+``max_jobs`` already bounds how many can wait. Jobs take slots one at a time in arrival
+order, and at most ``job_slots`` (the worker count) at once, so the slots for waiting
+requests stay free for /predict: a burst of jobs queues up behind the workers instead of
+turning every interactive request away with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack, asynccontextmanager
+from functools import partial
+from typing import Any, Protocol
+
+from app.admission import MAX_RETRY_AFTER_S, Admission
+from app.errors import JobNotFoundError, OverloadedError, ServiceError, TooManyJobsError
+from app.job_store import JobRecord, JobStatus, JobStore, JobStoreFull
+from app.metrics import JOB_STATUSES, Metrics
+
+log = logging.getLogger("app.jobs")
+
+# coarse progress: received and queued, holding a slot, features extracted, answered
+PROGRESS_RECEIVED = 0.1
+PROGRESS_RUNNING = 0.2
+PROGRESS_FEATURES = 0.9
+# how often the job at the head of the queue looks for a free admission slot; Admission has no
+# wake-up of its own and a job's wait is seconds to minutes, so 0.1 s costs nothing
+SLOT_POLL_S = 0.1
+
+Progress = Callable[[float], Awaitable[None]]
+
+
+class Answer(Protocol):
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+
+
+# the job's processing, given a way to report progress; returns the answer or raises ServiceError
+JobWork = Callable[[Progress], Awaitable[Answer]]
+
+
+class JobManager:
+    """The jobs of this process: reserve, launch, read, cancel; expiry and shutdown."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        metrics: Metrics,
+        admission: Admission,
+        *,
+        ttl_s: float,
+        max_jobs: int,
+        delete_on_read: bool,
+        job_slots: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.admission = admission
+        self.ttl_s = ttl_s
+        self.max_jobs = max_jobs
+        self.delete_on_read = delete_on_read
+        self._clock = clock
+        self._slots = asyncio.Semaphore(job_slots)  # first come, first served
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._statuses: dict[str, JobStatus] = {}  # this process's live jobs, for the gauge
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def sweep_interval_s(self) -> float:
+        # expired records are already invisible; the sweep only frees their memory
+        return min(max(self.ttl_s / 4, 0.5), 30.0)
+
+    async def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="job-sweeper")
+
+    async def stop(self) -> None:
+        """Refuse new jobs, cancel queued and running ones (their workers are killed and replaced,
+        their folders removed) and wait until each has ended."""
+        self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            log.info("cancelled %d unfinished jobs at shutdown", len(tasks))
+
+    # -- the POST: reserve before reading the upload, launch once it is in and valid ------
+
+    async def reserve(self, owner: str | None) -> str:
+        """A new job's id, counted against ``max_jobs`` before a byte of its upload is read:
+        TooManyJobsError (503 + Retry-After) when full. The id is not given out until launch."""
+        if self._closing:
+            raise OverloadedError("the service is stopping")
+        await self._purge()
+        record = JobRecord(job_id=secrets.token_urlsafe(16), created_at=self._clock(), owner=owner)
+        try:
+            await self.store.create(record, limit=self.max_jobs)
+        except JobStoreFull:
+            self.metrics.rejected_total.labels(reason="jobs_full").inc()
+            raise TooManyJobsError(
+                f"{self.max_jobs} jobs are queued, running or finished and not yet expired; retry later",
+                retry_after_s=await self._retry_after_s(),
+            ) from None
+        self._track(record.job_id, "queued")
+        return record.job_id
+
+    async def discard(self, job_id: str) -> None:
+        """Drop a reserved job whose upload was refused or never completed."""
+        await self.store.delete(job_id)
+        self._untrack(job_id)
+
+    async def launch(self, job_id: str, work: JobWork, *, cleanup: Callable[[], None], request_id: str) -> JobRecord:
+        """Queue ``work`` for a reserved job. From here on the job owns ``cleanup`` (removing its
+        upload folder; must be idempotent) and calls it when processing ends, however it ends.
+        ``request_id`` becomes the ``instance`` of a failed job's problem."""
+        record = None if self._closing else await self.store.update(job_id, progress=PROGRESS_RECEIVED)
+        if record is None:  # shutdown began while the upload came in
+            cleanup()
+            await self.discard(job_id)
+            raise OverloadedError("the service is stopping")
+        task = asyncio.get_running_loop().create_task(self._run(job_id, work, cleanup, request_id), name="job")
+        self._tasks[job_id] = task
+        # a task cancelled before its first step never enters _run's finally: remove the folder here too
+        task.add_done_callback(lambda _: cleanup())
+        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+        return record
+
+    # -- GET and DELETE ---------------------------------------------------------------------
+
+    async def read(self, job_id: str, caller: str) -> JobRecord:
+        """The job as it is now; JobNotFoundError for an unknown, expired or someone else's job.
+        With ``delete_on_read`` a finished job is handed out once, then gone."""
+        record = await self._visible(job_id, caller)
+        if self.delete_on_read and record.finished:
+            taken = await self.store.delete(job_id)
+            if taken is None:  # a concurrent read took it first
+                raise _not_found()
+            self._untrack(job_id)
+            return taken
+        return record
+
+    async def cancel(self, job_id: str, caller: str) -> None:
+        """Delete the job; a queued or running one is cancelled first (its worker killed and
+        replaced) and its folder is gone when this returns."""
+        await self._visible(job_id, caller)
+        await self.store.delete(job_id)
+        self._untrack(job_id)
+        task = self._tasks.get(job_id)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _visible(self, job_id: str, caller: str) -> JobRecord:
+        await self._purge()
+        record = await self.store.get(job_id)
+        # another key's job reads as unknown: its id may have leaked, its result must not
+        if record is None or (record.owner is not None and record.owner != caller):
+            raise _not_found()
+        return record
+
+    # -- the job's task ---------------------------------------------------------------------
+
+    async def _run(self, job_id: str, work: JobWork, cleanup: Callable[[], None], request_id: str) -> None:
+        try:
+            try:
+                async with self._prediction_slot():
+                    await self._set(job_id, status="running", progress=PROGRESS_RUNNING)
+                    answer = await work(partial(self._progress, job_id))
+            finally:
+                cleanup()  # before the job reads as finished: a finished job holds no upload
+        except asyncio.CancelledError:
+            await self._finish(job_id, "cancelled")  # a no-op after DELETE: the record is gone
+            raise
+        except ServiceError as error:
+            await self._finish(job_id, "failed", error=error.problem_body(request_id))
+        except Exception as error:
+            # logged by type and frames only (app.main.JsonLogFormatter): messages may hold content
+            log.error("a job failed with an unexpected %s", type(error).__name__, exc_info=error)
+            unexpected = ServiceError("an unexpected error occurred")
+            await self._finish(job_id, "failed", error=unexpected.problem_body(request_id))
+        else:
+            await self._finish(job_id, "done", progress=1.0, result=answer.model_dump(mode="json"))
+
+    @asynccontextmanager
+    async def _prediction_slot(self) -> AsyncIterator[None]:
+        """Wait (queued) until this job may hold an admission ticket, then hold it (running)."""
+        async with self._slots:
+            with ExitStack() as ticket:
+                while True:
+                    try:
+                        ticket.enter_context(self.admission.ticket())
+                        break
+                    except OverloadedError:
+                        await asyncio.sleep(SLOT_POLL_S)
+                yield
+
+    async def _progress(self, job_id: str, value: float) -> None:
+        await self.store.update(job_id, progress=value)
+
+    async def _set(self, job_id: str, status: JobStatus, **changes: Any) -> None:
+        if await self.store.update(job_id, status=status, **changes) is not None:
+            self._track(job_id, status)
+
+    async def _finish(self, job_id: str, status: JobStatus, **changes: Any) -> None:
+        now = self._clock()
+        self.metrics.jobs_total.labels(outcome=status).inc()
+        await self._set(job_id, status, finished_at=now, expires_at=now + self.ttl_s, **changes)
+
+    # -- expiry and bookkeeping -------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval_s)
+            try:
+                await self._purge()
+            except Exception as error:  # a store hiccup must not end the sweeping
+                log.error("purging expired jobs failed with %s", type(error).__name__)
+
+    async def _purge(self) -> None:
+        for job_id in await self.store.purge_expired():
+            self._untrack(job_id)
+
+    async def _retry_after_s(self) -> int:
+        next_expiry = await self.store.next_expiry()
+        if next_expiry is not None:
+            wait = next_expiry - self._clock()
+        else:  # every job is queued or running: one must finish, then expire or be read
+            wait = self.admission.retry_after_s() + (0 if self.delete_on_read else self.ttl_s)
+        return int(min(MAX_RETRY_AFTER_S, max(1, math.ceil(wait))))
+
+    def _track(self, job_id: str, status: JobStatus) -> None:
+        self._statuses[job_id] = status
+        self._publish()
+
+    def _untrack(self, job_id: str) -> None:
+        if self._statuses.pop(job_id, None) is not None:
+            self._publish()
+
+    def _publish(self) -> None:
+        counts = Counter(self._statuses.values())
+        for status in JOB_STATUSES:
+            self.metrics.jobs.labels(status=status).set(counts[status])
+
+
+def _not_found() -> JobNotFoundError:
+    return JobNotFoundError("no such job: unknown, expired, deleted or already read")
