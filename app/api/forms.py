@@ -37,6 +37,15 @@ class PredictOptions(BaseModel):
     )
 
 
+# what the form's own refusals mean, the same on every route that takes the form
+FORM_PROBLEMS = {
+    "s400": "malformed request: bad multipart, unknown or repeated fields, invalid values",
+    "s401": "API key missing or not valid (when keys are configured)",
+    "s413": "an upload or the whole body is larger than its cap",
+    "s429": "this client's rate limit is reached; retry after Retry-After seconds",
+}
+
+
 def predict_form_spec(settings: Settings) -> FormSpec:
     return FormSpec(
         disk_files={"video": settings.max_upload_bytes, "audio": settings.max_upload_bytes},

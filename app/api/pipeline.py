@@ -13,7 +13,8 @@ which runs it when an admission slot is free and removes the folder when it ends
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -52,18 +53,12 @@ async def predict(request: Request, services: Services) -> PredictResponse:
     """One interview in, its answer out, within this request."""
     settings, metrics = services.settings, services.metrics
     started = time.perf_counter()
-    metrics.in_flight.inc()
-    try:
+    with _counted(metrics):
         # refused here, before a byte of the upload is read, when the service is full
         with services.admission.ticket(), private_folder(settings.spool_dir) as folder:
             interview = await receive_interview(request, folder, services, started)
             extracted = await extract_features(services, interview)
         answer = await infer_answer(services, interview, extracted)
-    except ServiceError as exc:
-        record_failure(metrics, exc)
-        raise
-    finally:
-        metrics.in_flight.dec()
     record_success(metrics, answer, extracted, interview.timings)
     return answer
 
@@ -93,18 +88,25 @@ async def run_interview(services: Services, interview: Interview, progress: Prog
     """A job's processing, once it holds an admission slot (the job manager's part)."""
     metrics = services.metrics
     interview.timings["queued"] = 1000 * (time.perf_counter() - interview.received)
-    metrics.in_flight.inc()
-    try:
+    with _counted(metrics):
         extracted = await extract_features(services, interview)
         await progress(PROGRESS_FEATURES)
         answer = await infer_answer(services, interview, extracted)
+    record_success(metrics, answer, extracted, interview.timings)
+    return answer
+
+
+@contextmanager
+def _counted(metrics: Metrics) -> Iterator[None]:
+    """The in-flight gauge around a prediction's processing, and its failure by outcome."""
+    metrics.in_flight.inc()
+    try:
+        yield
     except ServiceError as exc:
         record_failure(metrics, exc)
         raise
     finally:
         metrics.in_flight.dec()
-    record_success(metrics, answer, extracted, interview.timings)
-    return answer
 
 
 async def receive_interview(request: Request, folder: Path, services: Services, started: float) -> Interview:

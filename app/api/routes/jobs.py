@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from app.answer.schema import PredictResponse
 from app.api import pipeline
 from app.api.deps import Caller, ServicesDep, authenticate
-from app.api.forms import request_body_schema
+from app.api.forms import FORM_PROBLEMS, request_body_schema
 from app.api.problems import Problem, problem_responses
 from app.job_store import JobRecord, JobStatus
 
@@ -40,7 +40,7 @@ router = APIRouter(tags=["jobs"], route_class=_JobRoute)
 Identity = Annotated[str, Depends(authenticate)]
 JobId = Annotated[str, Path(description="the id from POST /jobs")]
 
-_S401 = "API key missing or not valid (when keys are configured)"
+_S401 = FORM_PROBLEMS["s401"]
 _S404 = "no such job: unknown, expired, deleted, already read (with delete-on-read) or another key's"
 _S503 = "starting or stopping; retry after Retry-After seconds"
 
@@ -57,12 +57,9 @@ SUBMIT_RESPONSES = {
         422,
         429,
         503,
-        s400="malformed request: bad multipart, unknown or repeated fields, invalid values",
-        s401=_S401,
-        s413="an upload or the whole body is larger than its cap",
+        **FORM_PROBLEMS,
         s415="not multipart/form-data, or an empty upload",
         s422="no input at all, both transcript and transcript_text, or a model version not served",
-        s429="this client's rate limit is reached; retry after Retry-After seconds",
         s503="starting, stopping, or max_jobs jobs are held already; retry after Retry-After seconds",
     ),
 }

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from app.answer.schema import PredictResponse
 from app.api import pipeline
 from app.api.deps import Caller, ServicesDep
-from app.api.forms import request_body_schema
+from app.api.forms import FORM_PROBLEMS, request_body_schema
 from app.api.problems import problem_responses
 
 router = APIRouter(tags=["prediction"])
@@ -22,13 +22,10 @@ RESPONSES = problem_responses(
     500,
     503,
     504,
-    s400="malformed request: bad multipart, unknown or repeated fields, invalid values",
-    s401="API key missing or not valid (when keys are configured)",
-    s413="an upload or the whole body is larger than its cap",
+    **FORM_PROBLEMS,
     s415="not multipart/form-data, or an upload is not media the service reads",
     s422="nothing usable (no modality, corrupt audio, unreadable transcript, over the worker memory cap), "
     "or both transcript and transcript_text",
-    s429="this client's rate limit is reached; retry after Retry-After seconds",
     s500="a preprocessing worker crashed on this request (the pool replaced it)",
     s503="starting, stopping or overloaded; retry after Retry-After seconds",
     s504="processing time limit reached",
