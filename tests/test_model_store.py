@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.contract import FusionManifest, io_specs
-from app.fusion.store import ModelStoreError, check_contract, load_fusion, versions
+from app.fusion.store import ModelStoreError, check_contract, fusion_catalogue, load_fusion, versions
 from tests.conftest import FUSION_DIR, MODEL_STORE
 
 
@@ -36,6 +36,18 @@ def test_the_highest_version_is_served_by_default(tmp_path: Path) -> None:
     assert versions(store, "fusion") == [1, 3]
     assert load_fusion(store).manifest.version == 3
     assert load_fusion(store, 1).manifest.version == 1
+
+
+def test_the_catalogue_lists_every_version_and_says_which_cannot_be_read(tmp_path: Path) -> None:
+    store = _store_copy(tmp_path)
+    _add_version(store, 3)
+    broken = store / "fusion" / "4"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{ half copied")
+    catalogue = fusion_catalogue(store, served=3)
+    assert [(e["version"], e["served"]) for e in catalogue] == [(4, False), (3, True), (1, False)]
+    assert catalogue[0]["error"] == "manifest not readable (ValidationError)"
+    assert catalogue[1]["training_data"] == "synthetic" and "error" not in catalogue[1]
 
 
 def test_a_missing_version_is_refused(tmp_path: Path) -> None:

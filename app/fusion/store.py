@@ -45,6 +45,27 @@ def _fusion_version(store: Path, version: int | None) -> int:
     return chosen
 
 
+def fusion_catalogue(store: Path, served: int) -> list[dict[str, object]]:
+    """Every fusion version in the store, newest first: what it was trained on and its
+    validation figures, or why its manifest cannot be read (a replacement being copied in)."""
+    entries: list[dict[str, object]] = []
+    for version in sorted(versions(store, "fusion"), reverse=True):
+        entry: dict[str, object] = {"version": version, "path": f"fusion/{version}", "served": version == served}
+        try:
+            provenance = FusionManifest.load(Path(store) / "fusion" / str(version) / "manifest.json").provenance
+        except (OSError, ValueError) as exc:
+            entry["error"] = f"manifest not readable ({type(exc).__name__})"
+        else:
+            entry.update(
+                training_data=provenance.training_data,
+                clinically_validated=provenance.clinically_validated,
+                trained_at=provenance.trained_at,
+                metrics=provenance.metrics,
+            )
+        entries.append(entry)
+    return entries
+
+
 def served_model_dir(store: Path = Path("model_store")) -> Path:
     """The folder of the fusion version served by default (the highest)."""
     return Path(store) / "fusion" / str(_fusion_version(store, None))

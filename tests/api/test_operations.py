@@ -9,9 +9,10 @@ from pathlib import Path
 import httpx
 import onnxruntime as ort
 
+from app.fusion.store import versions
 from tests.api.helpers import metric_sample
 from tests.api.transcripts import plain
-from tests.conftest import FUSION_DIR
+from tests.conftest import FUSION_DIR, FUSION_VERSION, MODEL_STORE
 
 
 def test_healthz_and_readyz(client: httpx.Client) -> None:
@@ -19,6 +20,15 @@ def test_healthz_and_readyz(client: httpx.Client) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"ready": True, "models_loaded": True, "workers_alive": True}
+
+
+def test_models_lists_every_fusion_version_and_marks_the_served_one(client: httpx.Client) -> None:
+    catalogue = client.get("/models").json()["fusion_versions"]
+    assert [entry["version"] for entry in catalogue] == sorted(versions(MODEL_STORE, "fusion"), reverse=True)
+    assert [entry["version"] for entry in catalogue if entry["served"]] == [FUSION_VERSION]
+    for entry in catalogue:
+        assert entry["training_data"] == "synthetic" and entry["clinically_validated"] is False
+        assert "error" not in entry
 
 
 def test_models_shows_the_provider_that_really_runs(client: httpx.Client) -> None:

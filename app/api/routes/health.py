@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import ServicesDep, open_unless
 from app.api.problems import problem_responses
-from app.fusion.store import text_encoder_dir
+from app.fusion.store import fusion_catalogue, text_encoder_dir
 
 router = APIRouter(tags=["operations"])
 health_guard = [Depends(open_unless("open_health"))]
@@ -71,6 +71,7 @@ async def models(services: ServicesDep) -> dict:
             "requested_providers": services.settings.provider_names,
             "manifest": manifest.model_dump(mode="json"),
         },
+        "fusion_versions": fusion_catalogue(services.settings.model_store, manifest.version),
         "face_models": {
             name: {"path": f"{name}/1", "execution_providers": worker_providers[name]}
             for name in ("face_detector", "face_landmarks", "iris_landmarks")
