@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         key = sys.stdin.readline().strip()
         if not key:
             parser.error('give the key on stdin, e.g. `printf %s "$KEY" | python -m app hash-key`')
-        print(key_digest(key))
+        sys.stdout.write(key_digest(key) + "\n")
         return 0
 
     import uvicorn

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from app.client import (
@@ -34,6 +37,8 @@ from app.client import (
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RETRY_LATER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 PROG = "phq-client"
+# errors, hints and job states for the person at the terminal (never the answer itself)
+log = logging.getLogger("app.client")
 BAR_WIDTH = 30
 POLL_INTERVAL_S, MAX_POLL_INTERVAL_S = 0.5, 2.0  # job polling: quick at first, then every 2 s
 REDRAW_S = 0.1  # at most ten redraws a second: a fast loopback upload must not flood the terminal
@@ -186,28 +191,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(stderr: TextIO, message: str) -> None:
-    print(f"{PROG}: {message}", file=stderr)
+@contextmanager
+def _diagnostics_to(stream: TextIO) -> Iterator[None]:
+    """Send the client's log lines (errors, hints, job states) to ``stream`` as plain text
+    for one command; the answer itself goes to stdout, never through logging."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
 
 
-def _report_problem(stderr: TextIO, problem: ProblemError) -> int:
+def _error(message: str) -> None:
+    log.error("%s: %s", PROG, message)
+
+
+def _report_problem(problem: ProblemError) -> int:
     suffix = f" (request id {problem.request_id})" if problem.request_id else ""
-    _error(stderr, f"{problem}{suffix}")
+    _error(f"{problem}{suffix}")
     for entry in problem.errors[:10]:
         location = ".".join(str(part) for part in entry.get("loc", [])) or "request"
-        print(f"  {location}: {entry.get('msg', '')}", file=stderr)
+        log.error("  %s: %s", location, entry.get("msg", ""))
     if problem.status == 401:
-        print("  hint: give a key with --api-key or PHQ_API_KEY", file=stderr)
+        log.warning("  hint: give a key with --api-key or PHQ_API_KEY")
     if problem.retryable:
         when = f"after {problem.retry_after_s:g} s" if problem.retry_after_s is not None else "later"
-        print(f"  hint: the server is busy or rate-limiting; retry {when}", file=stderr)
+        log.warning("  hint: the server is busy or rate-limiting; retry %s", when)
         return EXIT_RETRY_LATER
     return EXIT_FAILED
 
 
-def _run_job(
-    client: PhqClient, form: dict[str, Any], args: argparse.Namespace, status: StatusLine, stderr: TextIO
-) -> dict:
+def _run_job(client: PhqClient, form: dict[str, Any], args: argparse.Namespace, status: StatusLine) -> dict:
     job = client.submit_job(**form, on_progress=status.upload)
     last_state: list[str] = []
 
@@ -216,7 +237,7 @@ def _run_job(
         # without a TTY, one line per state change: enough for a log, and the id to look the job up
         if not status.enabled and not args.quiet and last_state[-1:] != [update.status]:
             last_state.append(update.status)
-            print(f"{PROG}: job {update.job_id} {update.status}", file=stderr)
+            log.info("%s: job %s %s", PROG, update.job_id, update.status)
 
     try:
         return client.wait_for_job(
@@ -228,20 +249,20 @@ def _run_job(
         )
     except KeyboardInterrupt:
         status.finish()
-        _cancel(client, job.job_id, stderr)
+        _cancel(client, job.job_id)
         raise
     except JobTimeoutError:
         status.finish()
-        _cancel(client, job.job_id, stderr)
+        _cancel(client, job.job_id)
         raise
 
 
-def _cancel(client: PhqClient, job_id: str, stderr: TextIO) -> None:
+def _cancel(client: PhqClient, job_id: str) -> None:
     try:
         client.cancel_job(job_id)
-        _error(stderr, f"cancelled job {job_id}")
+        _error(f"cancelled job {job_id}")
     except (PhqClientError, KeyboardInterrupt) as exc:
-        _error(stderr, f"could not cancel job {job_id} ({exc or type(exc).__name__}); it ends on its own")
+        _error(f"could not cancel job {job_id} ({exc or type(exc).__name__}); it ends on its own")
 
 
 def run_predict(
@@ -252,6 +273,11 @@ def run_predict(
 ) -> int:
     """The ``predict`` command with a ready client; returns the exit status."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    with _diagnostics_to(stderr):
+        return _predict(args, client, stdout, stderr)
+
+
+def _predict(args: argparse.Namespace, client: PhqClient, stdout: TextIO, stderr: TextIO) -> int:
     transcript_text = sys.stdin.read() if args.transcript_text == "-" else args.transcript_text
     form: dict[str, Any] = {
         "video": args.video,
@@ -265,28 +291,26 @@ def run_predict(
     status = StatusLine(stderr, enabled=not args.quiet and stderr.isatty())
     try:
         answer = (
-            _run_job(client, form, args, status, stderr)
-            if args.use_jobs
-            else client.predict(**form, on_progress=status.upload)
+            _run_job(client, form, args, status) if args.use_jobs else client.predict(**form, on_progress=status.upload)
         )
     except InputFileError as exc:
-        _error(stderr, str(exc))
+        _error(str(exc))
         return EXIT_USAGE
     except ProblemError as problem:
         status.finish()
-        return _report_problem(stderr, problem)
+        return _report_problem(problem)
     except (ServerUnreachableError, JobCancelledError, JobTimeoutError) as exc:
         status.finish()
         hint = "; is the server running? (--url or PHQ_URL)" if "cannot connect" in str(exc) else ""
-        _error(stderr, f"{exc}{hint}")
+        _error(f"{exc}{hint}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         status.finish()
-        _error(stderr, "interrupted")
+        _error("interrupted")
         return EXIT_INTERRUPTED
     except PhqClientError as exc:
         status.finish()
-        _error(stderr, str(exc))
+        _error(str(exc))
         return EXIT_FAILED
     finally:
         status.finish()
@@ -297,9 +321,9 @@ def run_predict(
     from app.client.summary import format_summary  # pydantic models: only needed for the summary
 
     try:
-        print(format_summary(answer), file=stdout)
+        stdout.write(format_summary(answer) + "\n")
     except PhqClientError as exc:
-        _error(stderr, str(exc))
+        _error(str(exc))
         return EXIT_FAILED
     return EXIT_OK
 
