@@ -7,6 +7,7 @@ server nothing but its headers. Single event loop: plain counters need no locks.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict
@@ -33,6 +34,7 @@ class Admission:
         self.admitted = 0
         self._clock = clock
         self._mean_s: float | None = None
+        self._freed = asyncio.Event()  # set whenever a ticket is given back
 
     @property
     def waiting(self) -> int:
@@ -55,9 +57,17 @@ class Admission:
             yield
         finally:
             self.admitted -= 1
+            self._freed.set()
             elapsed = self._clock() - started
             # exponential moving mean: follows load changes within a few requests
             self._mean_s = elapsed if self._mean_s is None else 0.8 * self._mean_s + 0.2 * elapsed
+
+    async def slot_free(self) -> None:
+        """Return once ``ticket()`` would be granted (for callers that queue instead of being
+        refused); take the ticket without awaiting in between: one event loop, no race."""
+        while self.admitted >= self.capacity:
+            self._freed.clear()
+            await self._freed.wait()
 
 
 @dataclass

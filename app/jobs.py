@@ -25,7 +25,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, Protocol
 
@@ -40,9 +40,6 @@ log = logging.getLogger("app.jobs")
 PROGRESS_RECEIVED = 0.1
 PROGRESS_RUNNING = 0.2
 PROGRESS_FEATURES = 0.9
-# how often the job at the head of the queue looks for a free admission slot; Admission has no
-# wake-up of its own and a job's wait is seconds to minutes, so 0.1 s costs nothing
-SLOT_POLL_S = 0.1
 
 Progress = Callable[[float], Awaitable[None]]
 
@@ -207,13 +204,8 @@ class JobManager:
     async def _prediction_slot(self) -> AsyncIterator[None]:
         """Wait (queued) until this job may hold an admission ticket, then hold it (running)."""
         async with self._slots:
-            with ExitStack() as ticket:
-                while True:
-                    try:
-                        ticket.enter_context(self.admission.ticket())
-                        break
-                    except OverloadedError:
-                        await asyncio.sleep(SLOT_POLL_S)
+            await self.admission.slot_free()
+            with self.admission.ticket():
                 yield
 
     async def _progress(self, job_id: str, value: float) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app.admission import MAX_RETRY_AFTER_S, Admission, RateLimiter
@@ -79,3 +81,24 @@ def test_the_limiter_remembers_a_bounded_number_of_clients() -> None:
     for n in range(1000):
         limiter.check(f"client-{n}")
     assert len(limiter._buckets) == 100
+
+
+def test_a_queued_caller_is_woken_when_a_slot_is_given_back() -> None:
+    async def scenario() -> list[str]:
+        admission = Admission(running=1, waiting=0)
+        events: list[str] = []
+
+        async def queued() -> None:
+            await admission.slot_free()
+            with admission.ticket():
+                events.append("queued caller admitted")
+
+        with admission.ticket():
+            waiter = asyncio.create_task(queued())
+            await asyncio.sleep(0.05)
+            assert not waiter.done()  # still waiting while the slot is taken
+            events.append("slot given back")
+        await asyncio.wait_for(waiter, 1.0)
+        return events
+
+    assert asyncio.run(scenario()) == ["slot given back", "queued caller admitted"]
