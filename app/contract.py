@@ -37,15 +37,41 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _landmark_channels() -> tuple[str, ...]:
+    names: list[str] = []
+    for i in range(N_LANDMARKS):
+        names += [f"lm{i}_x", f"lm{i}_y"]
+    return tuple(names)
+
+
+GAZE_CHANNELS: tuple[str, ...] = ("iris1_dx", "iris1_dy", "iris2_dx", "iris2_dy")
+POSE_CHANNELS: tuple[str, ...] = ("yaw", "pitch", "roll", "valid")
+# OpenFace 2.1's intensity outputs, as E-DAIC distributes them
+ACTION_UNITS: tuple[str, ...] = tuple(
+    f"AU{n:02d}_r" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)
+)
+# Visual feature profiles: which channels a frame carries. ``landmarks_v1`` is what the
+# serve-time extractor produces; the others are trained from corpora without landmarks
+# (E-DAIC). A server refuses a model whose profile its extractor cannot produce.
+VISUAL_PROFILES: dict[str, tuple[str, ...]] = {
+    "landmarks_v1": _landmark_channels() + GAZE_CHANNELS + POSE_CHANNELS,
+    "gaze_pose_v1": GAZE_CHANNELS + POSE_CHANNELS,
+    "gaze_pose_aus_v1": GAZE_CHANNELS + POSE_CHANNELS + ACTION_UNITS,
+}
+FULL_VISUAL_PROFILE = "landmarks_v1"
+
+
 class VisualSpec(_Strict):
     """Per video frame, sampled at ``rate_hz``.
 
-    Channel layout: 68 iBUG landmarks as interleaved (x, y) in the normalised face
-    frame, two iris offsets (gaze proxy), head pose, validity flag. Invalid frames
-    (no face) are all zeros.
+    Channel layout (``profile``): ``landmarks_v1`` holds 68 iBUG landmarks as interleaved
+    (x, y) in the normalised face frame, two iris offsets (gaze proxy), head pose and a
+    validity flag; ``gaze_pose_v1`` the same without landmarks; ``gaze_pose_aus_v1``
+    adds OpenFace action-unit intensities. Invalid frames (no face) are all zeros.
     """
 
     rate_hz: float = 10.0
+    profile: str = FULL_VISUAL_PROFILE
     landmark_layout: Literal["ibug68"] = "ibug68"
     landmark_normalisation: Literal["eye_corners_v1"] = "eye_corners_v1"
     # eye_corners_v1: origin at the midpoint of the outer eye corners (iBUG 36, 45),
@@ -59,14 +85,15 @@ class VisualSpec(_Strict):
     # (x right, y down, z away from the camera) into camera space.
     quality_fields: tuple[str, ...] = ("face_found_ratio", "face_confidence")
 
+    @model_validator(mode="after")
+    def _known_profile(self) -> VisualSpec:
+        if self.profile not in VISUAL_PROFILES:
+            raise ValueError(f"unknown visual profile {self.profile!r}; known: {', '.join(VISUAL_PROFILES)}")
+        return self
+
     @property
     def channel_names(self) -> tuple[str, ...]:
-        names: list[str] = []
-        for i in range(N_LANDMARKS):
-            names += [f"lm{i}_x", f"lm{i}_y"]
-        names += ["iris1_dx", "iris1_dy", "iris2_dx", "iris2_dy"]
-        names += ["yaw", "pitch", "roll", "valid"]
-        return tuple(names)
+        return VISUAL_PROFILES[self.profile]
 
     @property
     def dim(self) -> int:

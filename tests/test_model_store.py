@@ -6,9 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from app.contract import FusionManifest, io_specs
+from app.contract import FeatureSpec, FusionManifest, VisualSpec, io_specs
+from app.features.visual_space import FULL_CHANNELS, FULL_DIM, profile_frames
 from app.fusion.store import ModelStoreError, check_contract, fusion_catalogue, load_fusion, versions
 from tests.conftest import FUSION_DIR, MODEL_STORE
 
@@ -83,3 +85,36 @@ def test_a_contract_naming_a_missing_encoder_is_refused(fusion_manifest: FusionM
     )
     with pytest.raises(ModelStoreError, match=r"features\.text\.encoder"):
         check_contract(features, MODEL_STORE)
+
+
+def test_a_landmark_free_visual_profile_is_met_by_the_extractor() -> None:
+    features = FeatureSpec(visual=VisualSpec(profile="gaze_pose_v1"))
+    assert features.visual.dim == 8
+    check_contract(features, MODEL_STORE)
+
+
+def test_a_visual_profile_the_extractor_cannot_produce_is_refused_naming_the_field() -> None:
+    features = FeatureSpec(visual=VisualSpec(profile="gaze_pose_aus_v1"))
+    with pytest.raises(ModelStoreError, match=r"features\.visual\.profile: 'gaze_pose_aus_v1'.*AU01_r"):
+        check_contract(features, MODEL_STORE)
+
+
+def test_an_unknown_visual_profile_makes_the_manifest_invalid(tmp_path: Path) -> None:
+    store = _store_copy(tmp_path)
+    path = store / "fusion" / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["features"]["visual"]["profile"] = "openface_hog_v9"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelStoreError, match="unknown visual profile 'openface_hog_v9'"):
+        load_fusion(store)
+
+
+def test_the_extractors_frames_are_cut_to_the_profile_in_its_order() -> None:
+    full = np.arange(3 * FULL_DIM, dtype=np.float32).reshape(3, FULL_DIM)
+    spec = VisualSpec(profile="gaze_pose_v1")
+    cut = profile_frames(full, spec)
+    assert cut.shape == (3, 8)
+    np.testing.assert_array_equal(cut[:, spec.channel_names.index("yaw")], full[:, FULL_CHANNELS.index("yaw")])
+    assert profile_frames(full, VisualSpec()) is full
+    with pytest.raises(ValueError, match="AU01_r"):
+        profile_frames(full, VisualSpec(profile="gaze_pose_aus_v1"))

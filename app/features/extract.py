@@ -17,6 +17,7 @@ import numpy as np
 from app.contract import FeatureSpec
 from app.errors import CorruptMediaError, NoUsableInputError, TranscriptInvalidError, UnsupportedMediaError
 from app.features import audio as audio_features
+from app.features import visual_space
 from app.features.transcript import TranscriptError, Utterance, parse_transcript, word_count
 from app.fusion.store import text_encoder_dir
 from app.probe import MediaInfo, probe
@@ -241,7 +242,8 @@ def _visual_branch(job: ExtractionJob, warnings: list[str]) -> tuple[VisualTrack
     if not result.valid.any():
         warnings.append("no face was found in the video; the visual branch was not used")
         return None, {"used": False, "reason": "no face was found in the video", **report}
-    track = VisualTrack(frames=result.frames, valid=result.valid, confidence=result.confidence)
+    frames = visual_space.profile_frames(result.frames, job.features.visual)
+    track = VisualTrack(frames=frames, valid=result.valid, confidence=result.confidence)
     return track, {"used": True, "source": "video", **report}
 
 

@@ -26,7 +26,7 @@ import onnxruntime as ort
 
 from app.contract import VisualSpec
 from app.features.ibug68 import MEDIAPIPE_TO_IBUG68
-from app.features.visual_space import euler_angles, frame_vector
+from app.features.visual_space import FULL_DIM, euler_angles, frame_vector
 
 DETECTOR_DIR = Path("face_detector") / "1"
 LANDMARKS_DIR = Path("face_landmarks") / "1"
@@ -373,7 +373,7 @@ def head_pose(mesh: np.ndarray, canonical_mesh: np.ndarray) -> tuple[float, floa
 
 @dataclass(frozen=True)
 class VisualResult:
-    frames: np.ndarray  # (T, spec.dim) float32; invalid rows all zero
+    frames: np.ndarray  # (T, FULL_DIM) float32, landmarks_v1 layout; invalid rows all zero
     valid: np.ndarray  # (T,) bool, a face was found
     confidence: np.ndarray  # (T,) float32, face-presence probability; 0 where invalid
     duration_s: float
@@ -597,7 +597,7 @@ class VisualExtractor:
         irises: list[np.ndarray] = []
         face_sizes: list[float] = []
         counters = _Counters()
-        empty_row = np.zeros(spec.dim, dtype=np.float32)
+        empty_row = np.zeros(FULL_DIM, dtype=np.float32)
         nan68, nan_iris = np.full((68, 2), np.nan, np.float32), np.full((2, 2), np.nan, np.float32)
         roi: Roi | None = None
         last_image: np.ndarray | None = None
@@ -637,7 +637,7 @@ class VisualExtractor:
         if n and not valid_arr.any():
             notes.append("no face was found in the video")
         return VisualResult(
-            frames=np.stack(rows) if n else np.zeros((0, spec.dim), dtype=np.float32),
+            frames=np.stack(rows) if n else np.zeros((0, FULL_DIM), dtype=np.float32),
             valid=valid_arr,
             confidence=np.asarray(confidence, dtype=np.float32),
             duration_s=float(duration_s) if duration_s is not None else n / spec.rate_hz,
@@ -743,7 +743,7 @@ class VisualExtractor:
             row = frame_vector(points, observation.irises, observation.yaw, observation.pitch, self.spec)
         except ValueError:  # degenerate eye corners: no usable face
             return (
-                np.zeros(self.spec.dim, np.float32),
+                np.zeros(FULL_DIM, np.float32),
                 False,
                 0.0,
                 np.full((68, 2), np.nan, np.float32),

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.contract import VisualSpec
+from app.contract import FULL_VISUAL_PROFILE, VISUAL_PROFILES, VisualSpec
 
+FULL_CHANNELS = VISUAL_PROFILES[FULL_VISUAL_PROFILE]
+FULL_DIM = len(FULL_CHANNELS)  # what the serve-time extractor writes per frame
 OUTER_EYE_CORNERS = (36, 45)
 EYE_CORNERS = ((36, 39), (42, 45))
 
@@ -70,16 +72,36 @@ def frame_vector(
     pitch: float,
     spec: VisualSpec,
 ) -> np.ndarray:
-    """One valid visual frame in the manifest's channel layout.
+    """One valid visual frame in the full (``landmarks_v1``) channel layout.
 
     Roll is the in-plane angle measured from the eye corners, so it always agrees
     with the landmark normalisation.
     """
     landmarks, gaze, roll = normalise_face(points, irises)
     vec = np.concatenate([landmarks.reshape(-1), gaze.reshape(-1), [yaw, pitch, roll, 1.0]])
-    if vec.shape[0] != spec.dim:
-        raise AssertionError("visual frame layout drifted from VisualSpec.channel_names")
+    if vec.shape[0] != FULL_DIM:
+        raise AssertionError("visual frame layout drifted from the landmarks_v1 channel names")
     return vec.astype(np.float32)
+
+
+def producible(spec: VisualSpec) -> bool:
+    """Whether frames of the full layout carry every channel of the spec's profile."""
+    return spec.profile in producible_profiles()
+
+
+def producible_profiles() -> tuple[str, ...]:
+    return tuple(name for name, channels in VISUAL_PROFILES.items() if set(channels) <= set(FULL_CHANNELS))
+
+
+def profile_frames(frames: np.ndarray, spec: VisualSpec) -> np.ndarray:
+    """Full-layout frames (T, FULL_DIM) -> the columns of the spec's profile, in its order."""
+    if not producible(spec):
+        missing = sorted(set(spec.channel_names) - set(FULL_CHANNELS))
+        raise ValueError(f"visual profile {spec.profile!r} needs channels the extractor does not make: {missing}")
+    if spec.channel_names == FULL_CHANNELS:
+        return frames
+    columns = [FULL_CHANNELS.index(name) for name in spec.channel_names]
+    return np.ascontiguousarray(frames[:, columns])
 
 
 def window_quality(valid: np.ndarray, confidence: np.ndarray) -> np.ndarray:

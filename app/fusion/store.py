@@ -121,9 +121,16 @@ def check_contract(features: FeatureSpec, store: Path) -> None:
     dim = encoder.embed(["contract check"]).shape[1]
     if dim != features.text.dim:
         raise ModelStoreError(f"features.text.dim: the encoder gives {dim}, manifest says {features.text.dim}")
-    # visual: the frame layout is fixed by the schema's literals; the face models must load
-    if features.visual.dim != len(features.visual.channel_names):
-        raise ModelStoreError("features.visual: channel layout does not match the extractor")
+    # visual: the extractor must make every channel of the model's profile; the face models must load
+    from app.features import visual_space
+
+    if not visual_space.producible(features.visual):
+        missing = [c for c in features.visual.channel_names if c not in visual_space.FULL_CHANNELS]
+        raise ModelStoreError(
+            f"features.visual.profile: {features.visual.profile!r} needs channels this server's extractor "
+            f"cannot produce ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); it produces the "
+            f"profiles {', '.join(visual_space.producible_profiles())}"
+        )
     from app.features.visual import FaceModelError, FaceModels
 
     try:

@@ -28,6 +28,7 @@ import numpy as np
 from app.contract import FeatureSpec
 from app.features import audio as audio_features
 from app.features.extract import text_encoder
+from app.features.visual_space import profile_frames
 from app.windows import AudioTrack, TextTrack, VisualTrack
 from training.synth.participants import Participant
 
@@ -125,10 +126,11 @@ def synthesize(participant: Participant, seed: int, features: FeatureSpec, text_
     }
 
 
-def tracks(session: dict) -> tuple[VisualTrack, AudioTrack, TextTrack]:
+def tracks(session: dict, features: FeatureSpec) -> tuple[VisualTrack, AudioTrack, TextTrack]:
+    """A cached session's tracks, the visual frames cut to the spec's profile."""
     return (
         VisualTrack(
-            frames=session["visual_frames"].astype(np.float32),
+            frames=profile_frames(session["visual_frames"].astype(np.float32), features.visual),
             valid=session["visual_valid"],
             confidence=session["visual_confidence"].astype(np.float32),
         ),
@@ -160,7 +162,8 @@ def corpus_key(people: list[Participant], seed: int, features: FeatureSpec) -> s
         {
             "version": CORPUS_VERSION,
             "seed": seed,
-            "features": features.model_dump(mode="json"),
+            # sessions hold full-layout frames, whatever profile a model takes from them
+            "features": features.model_dump(mode="json", exclude={"visual": {"profile"}}),
             "people": [
                 {"pid": p.pid, "items": p.items.tolist(), "duration": p.duration_s, "deg": asdict(p.degradation)}
                 for p in people

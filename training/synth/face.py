@@ -53,7 +53,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from app.contract import PHQ8_ITEMS, VisualSpec
-from app.features.visual_space import frame_vector, rotation_matrix
+from app.features.visual_space import FULL_DIM, frame_vector, rotation_matrix
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CANONICAL_FACE_PATH = REPO_ROOT / "model_store" / "face_geometry" / "1" / "canonical_face.json"
@@ -72,7 +72,7 @@ _ITEM = {name: i for i, name in enumerate(PHQ8_ITEMS)}
 
 @dataclass(frozen=True)
 class FaceSession:
-    frames: np.ndarray  # (T, spec.dim) float32, VisualSpec channel layout; invalid rows all zero
+    frames: np.ndarray  # (T, FULL_DIM) float32, landmarks_v1 layout; invalid rows all zero
     valid: np.ndarray  # (T,) bool, a face was found
     confidence: np.ndarray  # (T,) float32, tracker confidence; 0 where invalid
 
@@ -505,7 +505,7 @@ def face_session(
     noise_px = person.noise_fraction * jitter_scale * person.eye_px
 
     valid = _missing_runs(n, missing_ratio, rate, missing_rng)
-    frames = np.zeros((n, spec.dim), dtype=np.float32)
+    frames = np.zeros((n, FULL_DIM), dtype=np.float32)
     confidence = np.zeros(n, dtype=np.float32)
     landmark_noise = noise_rng.normal(0.0, noise_px, size=(n, 68, 2))
     iris_noise = noise_rng.normal(0.0, noise_px, size=(n, 2, 2))
