@@ -40,10 +40,11 @@ serve: EXTRAS = cpu
 serve: setup
 	PHQ_HOST=$(HOST) PHQ_PORT=$(PORT) $(BIN)/python -m app
 
-# VERSION: the fusion version folder to write (rebuilds the shipped one by default)
+# DATA=/path/to/corpus: train on DAIC-WOZ or E-DAIC into the next free fusion version
+# (docs/training.md); without DATA, rebuild the shipped synthetic VERSION in place
 VERSION ?= 2
 train: system-deps setup
-	$(BIN)/python -m training.train --version $(VERSION)
+	$(BIN)/python -m training.train $(if $(DATA),--data $(DATA),--version $(VERSION) --overwrite)
 
 evaluate: system-deps setup
 	$(BIN)/python -m training.evaluate

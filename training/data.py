@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from app.contract import MODALITIES, FeatureSpec
-from app.windows import build_windows
+from app.windows import AudioTrack, TextTrack, VisualTrack, build_windows
 from training.synth.corpus import load_session, tracks
 
 # the large inputs stay float16 in memory; the model gets float32
@@ -21,34 +22,72 @@ class WindowSet:
     inputs: dict[str, np.ndarray]  # stacked, graph input names
     coverage: np.ndarray  # (N,)
     owner: np.ndarray  # (N,) participant row in ``items``
-    items: np.ndarray  # (P, 8)
+    items: np.ndarray  # (P, 8) float32 item scores; NaN rows where only the total is known
+    totals: np.ndarray  # (P,) float64 PHQ-8 totals
+    participants: np.ndarray | None = None  # (P,) corpus ids, where the corpus has them
 
     @property
     def size(self) -> int:
         return int(self.coverage.shape[0])
 
+    @property
+    def has_items(self) -> np.ndarray:
+        return np.isfinite(self.items).all(axis=1)
+
     def batch(self, index: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v[index].astype(np.float32) for k, v in self.inputs.items()}
 
 
-def load_windows(paths: list[Path], features: FeatureSpec) -> WindowSet:
+@dataclass(frozen=True)
+class LabelledTracks:
+    """One participant's feature tracks and PHQ-8 label, from any corpus."""
+
+    visual: VisualTrack | None
+    audio: AudioTrack | None
+    text: TextTrack | None
+    items: np.ndarray | None  # (8,), None when only the total is known
+    total: float
+    participant: int | None = None
+
+
+def stack_windows(sessions: Iterable[LabelledTracks], features: FeatureSpec) -> WindowSet:
+    """Cut every participant's tracks into the manifest's windows and stack them."""
     parts: dict[str, list[np.ndarray]] = {}
-    coverage, owner, items = [], [], []
-    for row, path in enumerate(paths):
-        session = load_session(path)
-        visual, audio, text = tracks(session)
-        windows = build_windows(features, visual=visual, audio=audio, text=text)
+    coverage, owner, items, totals, ids = [], [], [], [], []
+    for row, session in enumerate(sessions):
+        if session.visual is None and session.audio is None and session.text is None:
+            raise ValueError(f"participant {session.participant}: no modality to window")
+        windows = build_windows(features, visual=session.visual, audio=session.audio, text=session.text)
         for name, value in windows.inputs().items():
             parts.setdefault(name, []).append(value.astype(np.float16) if name in _HALF else value)
         coverage.append(windows.coverage)
         owner.append(np.full(windows.size, row))
-        items.append(session["items"])
+        items.append(np.full(8, np.nan, np.float32) if session.items is None else np.asarray(session.items, np.float32))
+        totals.append(float(session.total))
+        ids.append(-1 if session.participant is None else session.participant)
+    if not coverage:
+        raise ValueError("no participants to window")
     return WindowSet(
         inputs={k: np.concatenate(v) for k, v in parts.items()},
         coverage=np.concatenate(coverage),
         owner=np.concatenate(owner),
         items=np.stack(items),
+        totals=np.asarray(totals, dtype=np.float64),
+        participants=np.asarray(ids, dtype=np.int64),
     )
+
+
+def load_windows(paths: list[Path], features: FeatureSpec) -> WindowSet:
+    """Windows of cached synthetic sessions (training.synth.corpus)."""
+
+    def sessions() -> Iterator[LabelledTracks]:
+        for path in paths:
+            session = load_session(path)
+            visual, audio, text = tracks(session, features)
+            items = np.asarray(session["items"], np.float32)
+            yield LabelledTracks(visual, audio, text, items, float(items.sum()))
+
+    return stack_windows(sessions(), features)
 
 
 def modality_subsets() -> list[tuple[str, ...]]:
@@ -90,4 +129,5 @@ def regression_metrics(pred: np.ndarray, true: np.ndarray, cutoff: float) -> dic
         "rmse": float(np.sqrt(np.mean(err**2))),
         "ccc": float(ccc),
         "f1": float(f1),
+        "accuracy": float(np.mean(p == t)),
     }

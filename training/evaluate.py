@@ -40,7 +40,7 @@ def predict_participants(
         weights.append(w)
     item_probs, modality_weights = np.concatenate(probs), np.concatenate(weights)
     present = restrict(windows.batch(np.arange(windows.size)), keep)["modality_mask"].sum(axis=1) > 0
-    n = windows.items.shape[0]
+    n = windows.totals.shape[0]
     totals = np.full(n, fallback)
     mean_weights = np.zeros((n, len(MODALITIES)))
     abstained = 0
@@ -57,7 +57,7 @@ def predict_participants(
 
 def evaluate(run: RunFn, windows: WindowSet, semantics: OutputSemantics, train_mean: float) -> dict:
     """Metrics for every modality subset next to the mean predictor's."""
-    true = windows.items.sum(axis=1).astype(float)
+    true = windows.totals.astype(float)
     baseline = regression_metrics(np.full_like(true, train_mean), true, semantics.cutoff)
     report: dict = {"n_participants": int(true.size), "train_mean_total": float(train_mean), "subsets": {}}
     for keep in modality_subsets():
@@ -77,13 +77,13 @@ def format_report(report: dict) -> str:
     lines = [
         f"held-out participants: {report['n_participants']}  (mean predictor: {report['train_mean_total']:.2f})",
         f"{'modalities':<20} {'MAE':>6} {'base':>6} {'gain':>6} {'RMSE':>6} {'base':>6} "
-        f"{'CCC':>6} {'F1':>6} {'base':>5}",
+        f"{'CCC':>6} {'F1':>6} {'base':>5} {'acc':>5} {'base':>5}",
     ]
     for name, m in report["subsets"].items():
         b = m["baseline"]
         lines.append(
             f"{name:<20} {m['mae']:6.2f} {b['mae']:6.2f} {m['mae_gain_vs_baseline']:6.0%} {m['rmse']:6.2f} "
-            f"{b['rmse']:6.2f} {m['ccc']:6.3f} {m['f1']:6.3f} {b['f1']:5.2f}"
+            f"{b['rmse']:6.2f} {m['ccc']:6.3f} {m['f1']:6.3f} {b['f1']:5.2f} {m['accuracy']:5.2f} {b['accuracy']:5.2f}"
         )
     return "\n".join(lines)
 

@@ -1,13 +1,19 @@
 """Train, select, evaluate, export and ship a fusion model version.
 
-    python -m training.train --version 2
+    python -m training.train                          # synthetic participants
+    python -m training.train --data /corpora/daic-woz  # DAIC-WOZ or E-DAIC (detected)
 
-draws seeded synthetic participants (split into train / validation / test), builds
-their sessions through the serve-time extractors (cached under .build/corpus), trains
-with modality dropout, keeps the epoch with the best validation MAE (never the test
-split), reports test metrics per modality subset next to the mean predictor, exports
-to ONNX with a parity check against PyTorch and writes
-``model_store/fusion/<version>/{model.onnx, manifest.json, checkpoint.pt}``.
+Synthetic: draws seeded participants (train / validation / test), builds their sessions
+through the serve-time extractors (cached under .build/corpus).
+Corpus: reads the licensed corpus's own files (training/daic), maps them to the
+manifest's features (docs/training.md), cached under .build/daic; E-DAIC defaults to the
+landmark-free visual profile ``gaze_pose_v1``.
+
+Both then train with modality dropout, keep the epoch with the best validation (dev)
+MAE (never the test split), export to ONNX with a parity check against PyTorch, evaluate
+the exported model per modality subset next to the mean predictor, and write
+``<store>/<version>/{model.onnx, manifest.json, evaluation.json, checkpoint.pt,
+history.json}``, by default as the next free version, which the server then serves.
 """
 
 from __future__ import annotations
@@ -25,16 +31,22 @@ import numpy as np
 import torch
 
 from app.contract import (
+    FULL_VISUAL_PROFILE,
     MODALITIES,
+    VISUAL_PROFILES,
     FeatureSpec,
     FusionManifest,
     NetworkConfig,
     OutputSemantics,
     Provenance,
+    VisualSpec,
     io_specs,
     sha256_file,
 )
-from training.data import WindowSet, load_windows
+from app.features.visual_space import producible_profiles
+from app.fusion.store import versions
+from training.daic.files import DaicFileError
+from training.data import LabelledTracks, WindowSet, load_windows, stack_windows
 from training.evaluate import evaluate, format_report, onnx_runner, predict_participants
 from training.export import OPSET, PARITY_TOLERANCE, export_onnx, parity
 from training.network import INPUT_NAMES, FusionNet, masked_softmax, soft_labels
@@ -44,6 +56,16 @@ from training.synth.participants import describe_totals, draw_participants
 TEXT_ENCODER_DIR = Path("model_store/text_encoder/1")
 # model selection: mean validation MAE over these subsets (clients send any of them)
 SELECTION_SUBSETS: tuple[tuple[str, ...], ...] = (MODALITIES, ("visual",), ("audio",), ("text",))
+REPORT_FILE = "evaluation.json"
+HEADLINE = ("mae", "rmse", "ccc", "f1", "accuracy")
+PROTOCOL = {
+    "selection": "the epoch with the best dev (validation) MAE, averaged over all modalities and each one alone; "
+    "the test split is never used for selection",
+    "aggregation": "participant level: window predictions combined by app.fusion.aggregate, as the server answers",
+    "metrics": "MAE, RMSE, CCC of the PHQ-8 total; F1 and accuracy of total >= cutoff, per modality subset, "
+    "each beside the train-mean predictor",
+    "cutoff": 10,
+}
 ATTENTION_TEMPERATURE = 0.1
 ATTENTION_WEIGHT = 1.0
 
@@ -85,19 +107,32 @@ def item_kl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def fusion_loss(
-    net: FusionNet, batch: dict[str, torch.Tensor], items: torch.Tensor, semantics: OutputSemantics
+    net: FusionNet,
+    batch: dict[str, torch.Tensor],
+    items: torch.Tensor,
+    totals: torch.Tensor,
+    semantics: OutputSemantics,
 ) -> torch.Tensor:
     """Item KL + expected-score L1 on the fused output, the same per modality alone, and an
-    attention target: per item, more weight to the modalities whose own prediction was better."""
+    attention target: per item, more weight to the modalities whose own prediction was better.
+
+    Rows whose items are unknown (NaN; a corpus that gives only the total) take the L1 of
+    the expected total instead, per item, and no item or attention terms."""
     logits, _, weights, emb = net.forward_logits(*(batch[name] for name in INPUT_NAMES))
-    target = soft_labels(items, semantics, net.bin_centres)
-    expected = torch.softmax(logits, dim=-1) @ net.bin_centres
-    fused = item_kl(logits, target).mean() + 0.5 * torch.abs(expected - items.float()).mean()
-    present = batch["modality_mask"]  # (B, M)
+    known = torch.isfinite(items).all(dim=1)  # (B,)
+    share = known.float() / known.float().sum().clamp(min=1.0)  # mean over the rows with items
+    target = soft_labels(torch.where(known.unsqueeze(1), items, 0.0), semantics, net.bin_centres)
+    expected = torch.softmax(logits, dim=-1) @ net.bin_centres  # (B, H)
+    item_l1 = torch.abs(expected - torch.nan_to_num(items)).mean(dim=1)
+    total_l1 = torch.abs(expected.sum(dim=1) - totals) / expected.shape[1]
+    fused = (item_kl(logits, target).mean(dim=1) * share).sum() + 0.5 * torch.where(known, item_l1, total_l1).mean()
+    present = batch["modality_mask"] * known.float().unsqueeze(1)  # (B, M)
     uni_kl = item_kl(net.unimodal_logits(emb), target.unsqueeze(1))  # (B, M, H)
     unimodal = (uni_kl * present.unsqueeze(-1)).sum() / (present.sum() * uni_kl.shape[-1]).clamp(min=1.0)
-    reliability = masked_softmax(-uni_kl.detach().transpose(1, 2) / ATTENTION_TEMPERATURE, present.unsqueeze(1), dim=-1)
-    attention = -(reliability * torch.log(weights + 1e-8)).sum(dim=-1).mean()
+    reliability = masked_softmax(
+        -uni_kl.detach().transpose(1, 2) / ATTENTION_TEMPERATURE, batch["modality_mask"].unsqueeze(1), dim=-1
+    )
+    attention = (-(reliability * torch.log(weights + 1e-8)).sum(dim=-1).mean(dim=1) * share).sum()
     return fused + 0.5 * unimodal + ATTENTION_WEIGHT * attention
 
 
@@ -120,8 +155,8 @@ def train_model(
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = int(np.ceil(train.size / batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    train_mean = float(train.items.sum(axis=1).mean())
-    val_true = val.items.sum(axis=1)
+    train_mean = float(train.totals.mean())
+    val_true = val.totals
     rng = np.random.default_rng(seed)
     best, best_mae, history = None, np.inf, []
     started = time.monotonic()
@@ -133,8 +168,10 @@ def train_model(
             index = order[start : start + batch_size]
             batch = {k: torch.from_numpy(v) for k, v in train.batch(index).items()}
             modality_dropout(batch, dropout_p, generator)
-            items = torch.from_numpy(train.items[train.owner[index]])
-            loss = fusion_loss(net, batch, items, semantics)
+            owners = train.owner[index]
+            items = torch.from_numpy(train.items[owners])
+            totals = torch.from_numpy(train.totals[owners].astype(np.float32))
+            loss = fusion_loss(net, batch, items, totals, semantics)
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 2.0)
@@ -168,24 +205,90 @@ def train_model(
     return net.eval(), history
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", type=int, required=True)
-    parser.add_argument("--store", type=Path, default=Path("model_store/fusion"))
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--train", type=int, default=600, help="training participants")
-    parser.add_argument("--val", type=int, default=100, help="validation participants (model selection)")
-    parser.add_argument("--test", type=int, default=150, help="held-out test participants (report only)")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--max-minutes", type=float, default=8.0, help="stop training after this long")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--cache", type=Path, default=Path(".build/corpus"))
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+def evaluation_report(
+    onnx_path: Path, splits: dict[str, WindowSet], semantics: OutputSemantics, train_mean: float
+) -> dict:
+    """The exported model (what the server runs) on each held-out split, printed and returned."""
+    run = onnx_runner(onnx_path)
+    out = {"protocol": PROTOCOL, "splits": {}}
+    for name, windows in splits.items():
+        out["splits"][name] = evaluate(run, windows, semantics, train_mean)
+        print(f"--- {name}", flush=True)
+        print(format_report(out["splits"][name]), flush=True)
+    return out
 
+
+def summarise_report(report: dict) -> dict:
+    """The manifest's short form of the report: all-modality figures per split, and where the rest is."""
+    summary: dict = {"report": REPORT_FILE}
+    for split, split_report in report["splits"].items():
+        summary[split] = {
+            "n_participants": split_report["n_participants"],
+            **{k: round(v, 4) for k, v in split_report["subsets"]["+".join(MODALITIES)].items() if k in HEADLINE},
+        }
+    return summary
+
+
+def next_version(store: Path) -> int:
+    """One above the highest fusion version in the store (1 in an empty one)."""
+    return max(versions(store.parent, store.name), default=0) + 1
+
+
+def ship(
+    net: FusionNet,
+    features: FeatureSpec,
+    cfg: NetworkConfig,
+    semantics: OutputSemantics,
+    out: Path,
+    provenance: dict,
+    history: list[dict],
+    report: dict | None = None,
+) -> FusionManifest:
+    """Export to ONNX (parity-checked), then write manifest, checkpoint, history and report."""
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / "model.onnx"
+    export_onnx(net, features, onnx_path)
+    worst = parity(net, onnx_path, features)
+    print(f"ONNX parity: max |ORT - torch| = {worst:.2e}", flush=True)
+    if worst > PARITY_TOLERANCE:
+        sys.exit(f"parity check failed: {worst} > {PARITY_TOLERANCE}")
+    torch.save(net.state_dict(), out / "checkpoint.pt")
+    if report is not None:
+        report = report(onnx_path) if callable(report) else report
+    metrics = dict(provenance.pop("metrics"))
+    metrics["onnx_parity_max_abs"] = worst
+    if report is not None:
+        (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+        metrics.update(summarise_report(report))
+    inputs, outputs = io_specs(features, semantics)
+    manifest = FusionManifest(
+        version=int(out.name),
+        sha256=sha256_file(onnx_path),
+        opset=OPSET,
+        features=features,
+        network=cfg,
+        inputs=inputs,
+        outputs=outputs,
+        semantics=semantics,
+        provenance=Provenance(metrics=metrics, **provenance),
+    )
+    manifest.dump(out / "manifest.json")
+    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    return manifest
+
+
+def _command(argv: list[str] | None) -> str:
+    return "python -m training.train " + shlex.join(argv if argv is not None else sys.argv[1:])
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
     started = time.monotonic()
-    torch.set_num_threads(args.threads)
-    features, cfg, semantics = FeatureSpec(), NetworkConfig(), OutputSemantics()
+    features = FeatureSpec(visual=VisualSpec(profile=args.visual_profile or FULL_VISUAL_PROFILE))
+    cfg, semantics = NetworkConfig(), OutputSemantics()
     people = draw_participants(args.train + args.val + args.test, seed=args.seed)
     print(f"participants: {describe_totals(people)}", flush=True)
     paths = build_corpus(people, args.seed, features, TEXT_ENCODER_DIR, args.cache, args.workers)
@@ -202,63 +305,169 @@ def main(argv: list[str] | None = None) -> None:
     budget = args.max_minutes * 60
     net, history = train_model(data["train"], data["val"], features, cfg, semantics, args.seed, args.epochs, budget)
     train_s = time.monotonic() - started - corpus_s
-
-    out = args.store / str(args.version)
-    out.mkdir(parents=True, exist_ok=True)
-    onnx_path = out / "model.onnx"
-    export_onnx(net, features, onnx_path)
-    worst = parity(net, onnx_path, features)
-    print(f"ONNX parity: max |ORT - torch| = {worst:.2e}", flush=True)
-    if worst > PARITY_TOLERANCE:
-        sys.exit(f"parity check failed: {worst} > {PARITY_TOLERANCE}")
-    torch.save(net.state_dict(), out / "checkpoint.pt")
-
-    train_mean = float(data["train"].items.sum(axis=1).mean())
-    report = evaluate(onnx_runner(onnx_path), data["test"], semantics, train_mean)
-    print(format_report(report), flush=True)
-    wall = time.monotonic() - started
-    inputs, outputs = io_specs(features, semantics)
-    manifest = FusionManifest(
-        version=args.version,
-        sha256=sha256_file(onnx_path),
-        opset=OPSET,
-        features=features,
-        network=cfg,
-        inputs=inputs,
-        outputs=outputs,
-        semantics=semantics,
-        provenance=Provenance(
-            training_data="synthetic",
-            clinically_validated=False,
-            seed=args.seed,
-            trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            command="python -m training.train " + shlex.join(argv if argv is not None else sys.argv[1:]),
-            wall_time_s=round(wall, 1),
-            corpus={
+    train_mean = float(data["train"].totals.mean())
+    out = args.store / str(args.version or next_version(args.store))
+    ship(
+        net,
+        features,
+        cfg,
+        semantics,
+        out,
+        provenance={
+            "training_data": "synthetic",
+            "clinically_validated": False,
+            "seed": args.seed,
+            "trained_at": _now(),
+            "command": _command(argv),
+            "wall_time_s": round(time.monotonic() - started, 1),
+            "corpus": {
                 "generator": "training.synth (espeak-ng speech, template language, canonical-face motion)",
                 "participants": {"train": args.train, "val": args.val, "test": args.test},
                 "windows": {name: d.size for name, d in data.items()},
                 "totals": describe_totals(people),
                 "build_seconds": round(corpus_s, 1),
             },
-            metrics={
+            "metrics": {
                 "train_mean_total": train_mean,
                 "selection": "best mean validation MAE over all modalities and each single one, participant level",
                 "train_seconds": round(train_s, 1),
                 "epochs_run": len(history),
                 "best_val_mae": min(h["val_mae"] for h in history),
-                "onnx_parity_max_abs": worst,
-                "test": report,
             },
-            notes=(
+            "notes": (
                 "Trained only on synthetic participants whose features carry planted effects in the "
                 "directions the literature reports. Not clinically validated; not for diagnosis."
             ),
-        ),
+        },
+        history=history,
+        report=lambda onnx_path: evaluation_report(onnx_path, {"test": data["test"]}, semantics, train_mean),
     )
-    manifest.dump(out / "manifest.json")
-    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    print(f"wrote {out} in {wall:.0f}s", flush=True)
+    print(f"wrote {out} in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
+    """DAIC-WOZ / E-DAIC: train on train, select on dev, report dev and (labelled) test."""
+    from training.daic.mapping import landmark_free_profiles
+    from training.daic.sessions import CORPUS_EDAIC, CorpusError, detect_corpus, load_corpus
+
+    started = time.monotonic()
+    try:
+        kind = args.corpus or detect_corpus(args.data)
+    except CorpusError as exc:
+        sys.exit(str(exc))
+    profile = args.visual_profile or (landmark_free_profiles()[0] if kind == CORPUS_EDAIC else FULL_VISUAL_PROFILE)
+    features, cfg, semantics = FeatureSpec(visual=VisualSpec(profile=profile)), NetworkConfig(), OutputSemantics()
+    if profile not in producible_profiles():
+        print(
+            f"warning: no server extractor produces the visual profile {profile!r}; the server will refuse "
+            "to serve this model (research use only)",
+            flush=True,
+        )
+    try:
+        corpus = load_corpus(args.data, features, TEXT_ENCODER_DIR, args.cache, kind, args.workers)
+    except (CorpusError, DaicFileError) as exc:
+        sys.exit(str(exc))
+    corpus_s = time.monotonic() - started
+    for participant, reason in sorted(corpus.skipped.items()):
+        print(f"session {participant} left out: {reason}", flush=True)
+    data = {}
+    for split in ("train", "dev", "test"):
+        sessions = corpus.split(split)
+        if sessions:
+            data[split] = stack_windows([labelled(s) for s in sessions], features)
+    for split in ("train", "dev"):
+        if split not in data:
+            sys.exit(f"{args.data}: no usable {split} session; training needs both train and dev")
+    print({name: d.size for name, d in data.items()}, "windows", flush=True)
+
+    budget = args.max_minutes * 60
+    net, history = train_model(data["train"], data["dev"], features, cfg, semantics, args.seed, args.epochs, budget)
+    train_s = time.monotonic() - started - corpus_s
+    train_mean = float(data["train"].totals.mean())
+    out = args.store / str(args.version or next_version(args.store))
+
+    held_out = {name: data[name] for name in ("dev", "test") if name in data}
+
+    def report(onnx_path: Path) -> dict:
+        return evaluation_report(onnx_path, held_out, semantics, train_mean)
+
+    name = "DAIC-WOZ" if kind != CORPUS_EDAIC else "E-DAIC"
+    ship(
+        net,
+        features,
+        cfg,
+        semantics,
+        out,
+        provenance={
+            "training_data": name,
+            "clinically_validated": False,
+            "seed": args.seed,
+            "trained_at": _now(),
+            "command": _command(argv),
+            "wall_time_s": round(time.monotonic() - started, 1),
+            "corpus": {
+                "name": name,
+                "participants": {split: len(corpus.split(split)) for split in ("train", "dev", "test")},
+                "participants_with_items": {split: int(d.has_items.sum()) for split, d in data.items()},
+                "windows": {split: d.size for split, d in data.items()},
+                "skipped": {str(k): v for k, v in sorted(corpus.skipped.items())},
+                "build_seconds": round(corpus_s, 1),
+            },
+            "metrics": {
+                "train_mean_total": train_mean,
+                "selection": "best mean dev MAE over all modalities and each single one, participant level",
+                "train_seconds": round(train_s, 1),
+                "epochs_run": len(history),
+                "best_val_mae": min(h["val_mae"] for h in history),
+            },
+            "notes": (
+                f"Trained on {name} under its licence (EULA): the model inherits its terms. Features come from "
+                "the corpus's tracker files mapped to the serve-time channels (docs/training.md); the mapping's "
+                "known mismatches apply. Not clinically validated; not for diagnosis."
+            ),
+        },
+        history=history,
+        report=report,
+    )
+    print(f"wrote {out} in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def labelled(session) -> LabelledTracks:
+    total = session.total if session.total is not None else float(np.sum(session.items))
+    return LabelledTracks(session.visual, session.audio, session.text, session.items, total, session.participant_id)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, help="a DAIC-WOZ or E-DAIC corpus root (default: the synthetic corpus)")
+    parser.add_argument("--corpus", choices=["daic-woz", "e-daic"], help="corpus kind (default: from the layout)")
+    parser.add_argument(
+        "--visual-profile",
+        choices=list(VISUAL_PROFILES),
+        help="visual channels (default: landmarks_v1; gaze_pose_v1 for E-DAIC, which has no landmarks)",
+    )
+    parser.add_argument("--version", type=int, help="version to write (default: the next free one in the store)")
+    parser.add_argument("--store", type=Path, default=Path("model_store/fusion"))
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--train", type=int, default=600, help="synthetic: training participants")
+    parser.add_argument("--val", type=int, default=100, help="synthetic: validation participants (model selection)")
+    parser.add_argument("--test", type=int, default=150, help="synthetic: held-out test participants (report only)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--max-minutes", type=float, default=8.0, help="stop training after this long")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cache", type=Path, help="feature cache (default: .build/corpus or .build/daic)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --version (a rebuild)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.version is not None and (args.store / str(args.version)).exists() and not args.overwrite:
+        sys.exit(f"{args.store / str(args.version)} exists; versions are immutable, pick another or omit --version")
+    if args.data is not None:
+        args.cache = args.cache or Path(".build/daic")
+        train_on_corpus(args, argv)
+    else:
+        args.cache = args.cache or Path(".build/corpus")
+        train_synthetic(args, argv)
 
 
 if __name__ == "__main__":
