@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from app.contract import ACTION_UNITS
 from tests.fake_edaic import FakeEdaicLabel, write_edaic_labels, write_edaic_session
 from tests.media import speech_signal, write_audio
 from training.daic.files import PHQ8_ITEMS
@@ -253,10 +254,7 @@ def write_edaic_corpus(root: Path, sessions: tuple[FakeSession, ...] = EDAIC_SES
                 "gaze": move.world_gaze,
                 "pose_translation": np.tile(HEAD_MM, (len(move.euler), 1)),
                 "pose_rotation": move.euler,
-                "action_units": {
-                    f"AU{n:02d}_r": au_rng.uniform(0, 2, len(move.euler))
-                    for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)
-                },
+                "action_units": {name: au_rng.uniform(0, 2, len(move.euler)) for name in ACTION_UNITS},
             },
             # ASR: the participant's speech only (a scrubbed turn is silence, so ASR has nothing)
             utterances=[

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from app.contract import FeatureSpec, VisualSpec
+from app.contract import ACTION_UNITS, FeatureSpec, VisualSpec
 from app.features import audio as audio_features
 from app.features.text import TextEncoder
 from app.features.visual_space import euler_angles, normalise_face
@@ -186,9 +186,7 @@ def test_edaic_action_unit_profile_reads_the_csv_values(edaic_root: Path, tmp_pa
     names = spec.visual.channel_names
     rng = np.random.default_rng(605)  # the writer's AU draw, column by column
     n = len(fake_daic.motion(len(fake_daic.interview(605).signal) / fake_daic.SAMPLE_RATE, 605).euler)
-    written = {
-        f"AU{k:02d}_r": rng.uniform(0, 2, n) for k in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)
-    }
+    written = {name: rng.uniform(0, 2, n) for name in ACTION_UNITS}
     valid = session.visual.valid
     ticks = np.flatnonzero(valid)
     np.testing.assert_allclose(

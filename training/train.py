@@ -46,7 +46,7 @@ from app.contract import (
 from app.features.visual_space import producible_profiles
 from app.fusion.store import versions
 from training.daic.files import DaicFileError
-from training.data import LabelledTracks, WindowSet, load_windows, stack_windows
+from training.data import WindowSet, load_windows, stack_windows
 from training.evaluate import evaluate, format_report, onnx_runner, predict_participants
 from training.export import OPSET, PARITY_TOLERANCE, export_onnx, parity
 from training.network import INPUT_NAMES, FusionNet, masked_softmax, soft_labels
@@ -374,7 +374,7 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
     for split in ("train", "dev", "test"):
         sessions = corpus.split(split)
         if sessions:
-            data[split] = stack_windows([labelled(s) for s in sessions], features)
+            data[split] = stack_windows([s.labelled() for s in sessions], features)
     for split in ("train", "dev"):
         if split not in data:
             sys.exit(f"{args.data}: no usable {split} session; training needs both train and dev")
@@ -430,11 +430,6 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
         report=report,
     )
     print(f"wrote {out} in {time.monotonic() - started:.0f}s", flush=True)
-
-
-def labelled(session) -> LabelledTracks:
-    total = session.total if session.total is not None else float(np.sum(session.items))
-    return LabelledTracks(session.visual, session.audio, session.text, session.items, total, session.participant_id)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,7 @@ from app.features.visual_space import profile_frames
 from app.windows import AudioTrack, TextTrack, VisualTrack
 from training.daic import files as daic_files
 from training.daic import mapping
+from training.data import LabelledTracks
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,29 @@ class SessionTracks:
     visual: VisualTrack | None
     audio: AudioTrack | None
     text: TextTrack | None
+
+    @classmethod
+    def of(
+        cls,
+        label: daic_files.SessionLabel,
+        visual: VisualTrack | None,
+        audio: AudioTrack | None,
+        text: TextTrack | None,
+    ) -> SessionTracks:
+        return cls(
+            participant_id=label.participant_id,
+            split=label.split,
+            items=None if label.items is None else np.asarray(label.items, np.float32),
+            total=None if label.phq8_score is None else float(label.phq8_score),
+            visual=visual,
+            audio=audio,
+            text=text,
+        )
+
+    def labelled(self) -> LabelledTracks:
+        """The training set's view: tracks and the label (the total from the items if need be)."""
+        total = self.total if self.total is not None else float(np.sum(self.items))
+        return LabelledTracks(self.visual, self.audio, self.text, self.items, total, self.participant_id)
 
 
 class CorpusError(ValueError):
@@ -197,11 +221,8 @@ def daic_woz_session(root: Path, label: daic_files.SessionLabel, features: Featu
     utterances = transcript.participant(None)
     turns = without_spans(_turns(utterances), scrubbed_spans(files.transcript))
     signal = audio_features.decode_audio(files.audio, features.audio.sample_rate)
-    return SessionTracks(
-        participant_id=label.participant_id,
-        split=label.split,
-        items=None if label.items is None else np.asarray(label.items, np.float32),
-        total=None if label.phq8_score is None else float(label.phq8_score),
+    return SessionTracks.of(
+        label,
         visual=daic_woz_visual(files, features),
         audio=participant_audio(signal, turns, features),
         text=participant_text(utterances, encoder),
@@ -242,11 +263,8 @@ def edaic_session(root: Path, label: daic_files.SessionLabel, features: FeatureS
     files = edaic_session_files(root, label.participant_id)
     utterances = files.read_transcript().participant(None)  # ASR of the participant only
     signal = audio_features.decode_audio(files.audio, features.audio.sample_rate)
-    return SessionTracks(
-        participant_id=label.participant_id,
-        split=label.split,
-        items=None if label.items is None else np.asarray(label.items, np.float32),
-        total=None if label.phq8_score is None else float(label.phq8_score),
+    return SessionTracks.of(
+        label,
         visual=edaic_visual(files.read_openface(), features),
         audio=participant_audio(signal, _turns(utterances), features),
         text=participant_text(utterances, encoder),
@@ -312,15 +330,7 @@ def _load(path: Path, label: daic_files.SessionLabel) -> SessionTracks:
             start_s=d["text_start_s"],
             word_counts=d["text_word_counts"],
         )
-    return SessionTracks(
-        participant_id=label.participant_id,
-        split=label.split,
-        items=None if label.items is None else np.asarray(label.items, np.float32),
-        total=None if label.phq8_score is None else float(label.phq8_score),
-        visual=visual,
-        audio=audio,
-        text=text,
-    )
+    return SessionTracks.of(label, visual, audio, text)
 
 
 @dataclass(frozen=True)
