@@ -211,3 +211,31 @@ def test_the_cache_is_reused_and_a_changed_session_is_rebuilt(daic_root: Path, t
     load_corpus(daic_root, FEATURES, ENCODER_DIR, tmp_path, workers=1)
     names = {p.name for p in tmp_path.rglob("*.npz")}
     assert len(names - set(cached)) == 1 and next(iter(names - set(cached))).startswith("301-")
+
+
+def test_items_that_contradict_the_total_are_dropped_with_a_note(tmp_path: Path) -> None:
+    sessions = (
+        fake_daic.FakeSession(311, "train", (3, 3, 3, 3, 0, 0, 0, 0), 10),  # items sum to 12
+        fake_daic.FakeSession(312, "dev", fake_daic.items_for(6), 6),
+    )
+    root = fake_daic.write_daic_woz_corpus(tmp_path / "corpus", sessions)
+    corpus = load_corpus(root, FEATURES, ENCODER_DIR, tmp_path / "cache", workers=1)
+    contradicted = _session(corpus, 311)
+    assert contradicted.items is None and contradicted.total == 10
+    assert corpus.label_notes == {311: "items sum to 12 but PHQ8_Score is 10; trained on the score only"}
+    assert _session(corpus, 312).items is not None
+
+
+def test_a_transcript_running_past_its_audio_leaves_the_session_out(tmp_path: Path) -> None:
+    sessions = (fake_daic.FakeSession(321, "train", fake_daic.items_for(4), 4),)
+    root = fake_daic.write_daic_woz_corpus(tmp_path / "corpus", sessions)
+    transcript = root / "321_P" / "321_TRANSCRIPT.csv"
+    lines = transcript.read_text().splitlines()
+    shifted = [lines[0]]
+    for line in lines[1:]:  # the transcript of a recording that started 30 s earlier
+        start, stop, rest = line.split("\t", 2)
+        shifted.append(f"{float(start) + 30:.3f}\t{float(stop) + 30:.3f}\t{rest}")
+    transcript.write_text("\n".join(shifted) + "\n")
+    corpus = load_corpus(root, FEATURES, ENCODER_DIR, tmp_path / "cache", workers=1)
+    assert not corpus.sessions
+    assert "past the end of the" in corpus.skipped[321] and "out of sync" in corpus.skipped[321]

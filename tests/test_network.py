@@ -73,3 +73,59 @@ def test_modality_dropout_keeps_at_least_one_present_modality() -> None:
         off = kept[:, k] == 0
         assert torch.all(batch[name][off] == 0) and torch.all(batch[name + "_mask"][off] == 0)
     assert np.isclose(float(kept[:, 1:].mean()), 0.55, atol=0.25)  # dropout really dropped some
+
+
+def _loss_inputs(batch: int = 4):
+    import torch
+
+    from app.contract import FeatureSpec, NetworkConfig, OutputSemantics
+    from training.export import random_inputs
+    from training.network import FusionNet
+
+    features, semantics = FeatureSpec(), OutputSemantics()
+    torch.manual_seed(0)
+    net = FusionNet(features, NetworkConfig(), semantics)
+    lengths = {"visual": 30, "audio": 40, "text": 5}
+    inputs = random_inputs(features, batch, lengths, np.random.default_rng(0))
+    return net, {k: torch.from_numpy(v) for k, v in inputs.items()}, semantics
+
+
+def test_rows_with_only_a_total_train_on_the_total_and_leave_the_rest_alone() -> None:
+    import torch
+
+    from training.train import fusion_loss
+
+    net, batch, semantics = _loss_inputs()
+    items = torch.tensor([[1.0] * 8, [2.0] * 8, [0.0] * 8, [3.0] * 8])
+    totals = items.sum(dim=1)
+    full = fusion_loss(net, batch, items, totals, semantics)
+
+    partial = items.clone()
+    partial[1] = float("nan")  # participant 1: the corpus gives only the total
+    loss = fusion_loss(net, batch, partial, totals, semantics)
+    assert torch.isfinite(loss) and not torch.isclose(loss, full)
+    loss.backward()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+    # a total-only row pulls the expected total towards its label: a wrong total costs more
+    wrong = totals.clone()
+    wrong[1] = 0.0
+    with torch.no_grad():
+        right_loss = fusion_loss(net.eval(), batch, partial, totals, semantics)
+        wrong_loss = fusion_loss(net, batch, partial, wrong, semantics)
+    assert wrong_loss > right_loss
+
+
+def test_with_every_item_known_the_total_argument_does_not_matter() -> None:
+    import torch
+
+    from training.train import fusion_loss
+
+    net, batch, semantics = _loss_inputs()
+    net.eval()
+    items = torch.tensor([[1.0] * 8, [2.0] * 8, [0.0] * 8, [3.0] * 8])
+    with torch.no_grad():
+        a = fusion_loss(net, batch, items, items.sum(dim=1), semantics)
+        b = fusion_loss(net, batch, items, torch.zeros(4), semantics)
+    assert torch.isclose(a, b)

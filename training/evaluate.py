@@ -1,8 +1,13 @@
-"""Participant-level evaluation on held-out synthetic participants.
+"""Participant-level evaluation of an exported model (the protocol of docs/training.md).
 
-``python -m training.evaluate [--model model_store/fusion/<version>]`` runs the exported model in
-ONNX Runtime (what the server runs) on a fresh held-out draw and prints MAE, RMSE, CCC
-and F1 at the cut-off for every modality subset, each next to the mean predictor.
+    python -m training.evaluate [--model model_store/fusion/<version>]         # synthetic draw
+    python -m training.evaluate --model model_store/fusion/3 --data /corpora/daic-woz
+
+runs the exported model in ONNX Runtime (what the server runs) on held-out participants
+(a fresh synthetic draw, or a licensed corpus's dev and labelled test splits) and prints
+MAE, RMSE, CCC, F1 and accuracy at the cut-off for every modality subset, each next to
+the train-mean predictor; ``--json`` writes the report in the format of the
+``evaluation.json`` that training leaves next to the model.
 """
 
 from __future__ import annotations
@@ -14,12 +19,23 @@ from pathlib import Path
 
 import numpy as np
 
-from app.contract import MODALITIES, FusionManifest, OutputSemantics
+from app.contract import MODALITIES, FeatureSpec, FusionManifest, OutputSemantics
 from app.fusion.aggregate import aggregate
-from app.fusion.store import served_model_dir
-from training.data import WindowSet, modality_subsets, regression_metrics, restrict
+from app.fusion.store import served_model_dir, text_encoder_dir
+from training.data import WindowSet, modality_subsets, regression_metrics, restrict, stack_windows
 
 RunFn = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+REPORT_FILE = "evaluation.json"
+HEADLINE = ("mae", "rmse", "ccc", "f1", "accuracy")
+PROTOCOL = {
+    "selection": "the epoch with the best dev (validation) MAE, averaged over all modalities and each one alone; "
+    "the test split is never used for selection",
+    "aggregation": "participant level: window predictions combined by app.fusion.aggregate, as the server answers",
+    "metrics": "MAE, RMSE, CCC of the PHQ-8 total; F1 and accuracy of total >= cutoff, per modality subset, "
+    "each beside the train-mean predictor",
+    "cutoff": 10,
+}
 
 
 def predict_participants(
@@ -102,32 +118,67 @@ def onnx_runner(model_path: Path, threads: int = 2) -> RunFn:
     return run
 
 
-def main() -> None:
-    from training.data import load_windows
-    from training.synth.corpus import build_corpus
-    from training.synth.participants import draw_participants
+def evaluation_report(
+    onnx_path: Path, splits: dict[str, WindowSet], semantics: OutputSemantics, train_mean: float
+) -> dict:
+    """The exported model (what the server runs) on each held-out split, printed and returned."""
+    run = onnx_runner(onnx_path)
+    out = {"protocol": PROTOCOL, "splits": {}}
+    for name, windows in splits.items():
+        out["splits"][name] = evaluate(run, windows, semantics, train_mean)
+        print(f"--- {name}", flush=True)
+        print(format_report(out["splits"][name]), flush=True)
+    return out
 
-    parser = argparse.ArgumentParser(description=__doc__)
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a fusion version folder (default: the highest in model_store)")
-    parser.add_argument("--participants", type=int, default=120)
-    parser.add_argument("--seed", type=int, default=2024, help="a seed other than the training seed")
-    parser.add_argument("--cache", type=Path, default=Path(".build/corpus"))
+    parser.add_argument("--data", type=Path, help="a DAIC-WOZ / E-DAIC root: its dev and (labelled) test splits")
+    parser.add_argument("--participants", type=int, default=120, help="synthetic: held-out participants")
+    parser.add_argument("--seed", type=int, default=2024, help="synthetic: a seed other than the training seed")
+    parser.add_argument("--cache", type=Path, help="feature cache (default: .build/corpus or .build/daic)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
     args.model = args.model or served_model_dir()
 
     manifest = FusionManifest.load(args.model / "manifest.json")
-    people = draw_participants(args.participants, seed=args.seed, first_pid=1_000_000)
-    paths = build_corpus(
-        people, args.seed, manifest.features, Path("model_store/text_encoder/1"), args.cache, args.workers
-    )
-    windows = load_windows(paths, manifest.features)
     train_mean = float(manifest.provenance.metrics["train_mean_total"])
-    report = evaluate(onnx_runner(args.model / manifest.model_file), windows, manifest.semantics, train_mean)
-    print(format_report(report))
+    encoder_dir = text_encoder_dir(args.model.parent.parent, manifest.features)
+    if args.data is not None:
+        splits = corpus_splits(
+            args.data, manifest.features, encoder_dir, args.cache or Path(".build/daic"), args.workers
+        )
+    else:
+        from training.data import load_windows
+        from training.synth.corpus import build_corpus
+        from training.synth.participants import draw_participants
+
+        people = draw_participants(args.participants, seed=args.seed, first_pid=1_000_000)
+        cache = args.cache or Path(".build/corpus")
+        paths = build_corpus(people, args.seed, manifest.features, encoder_dir, cache, args.workers)
+        splits = {"synthetic": load_windows(paths, manifest.features)}
+    report = evaluation_report(args.model / manifest.model_file, splits, manifest.semantics, train_mean)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def corpus_splits(
+    root: Path, features: FeatureSpec, encoder_dir: Path, cache: Path, workers: int
+) -> dict[str, WindowSet]:
+    """The held-out (dev, labelled test) splits of a licensed corpus as windows."""
+    from training.daic.sessions import load_corpus
+
+    corpus = load_corpus(root, features, encoder_dir, cache, workers=workers)
+    for participant, reason in sorted(corpus.skipped.items()):
+        print(f"session {participant} left out: {reason}", flush=True)
+    splits = {}
+    for name in ("dev", "test"):
+        sessions = corpus.split(name)
+        if sessions:
+            splits[name] = stack_windows([s.labelled() for s in sessions], features)
+    return splits
 
 
 if __name__ == "__main__":

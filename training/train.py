@@ -47,7 +47,12 @@ from app.features.visual_space import producible_profiles
 from app.fusion.store import versions
 from training.daic.files import DaicFileError
 from training.data import WindowSet, load_windows, stack_windows
-from training.evaluate import evaluate, format_report, onnx_runner, predict_participants
+from training.evaluate import (
+    HEADLINE,
+    REPORT_FILE,
+    evaluation_report,
+    predict_participants,
+)
 from training.export import OPSET, PARITY_TOLERANCE, export_onnx, parity
 from training.network import INPUT_NAMES, FusionNet, masked_softmax, soft_labels
 from training.synth.corpus import build_corpus
@@ -56,16 +61,6 @@ from training.synth.participants import describe_totals, draw_participants
 TEXT_ENCODER_DIR = Path("model_store/text_encoder/1")
 # model selection: mean validation MAE over these subsets (clients send any of them)
 SELECTION_SUBSETS: tuple[tuple[str, ...], ...] = (MODALITIES, ("visual",), ("audio",), ("text",))
-REPORT_FILE = "evaluation.json"
-HEADLINE = ("mae", "rmse", "ccc", "f1", "accuracy")
-PROTOCOL = {
-    "selection": "the epoch with the best dev (validation) MAE, averaged over all modalities and each one alone; "
-    "the test split is never used for selection",
-    "aggregation": "participant level: window predictions combined by app.fusion.aggregate, as the server answers",
-    "metrics": "MAE, RMSE, CCC of the PHQ-8 total; F1 and accuracy of total >= cutoff, per modality subset, "
-    "each beside the train-mean predictor",
-    "cutoff": 10,
-}
 ATTENTION_TEMPERATURE = 0.1
 ATTENTION_WEIGHT = 1.0
 
@@ -203,19 +198,6 @@ def train_model(
     assert best is not None
     net.load_state_dict(best)
     return net.eval(), history
-
-
-def evaluation_report(
-    onnx_path: Path, splits: dict[str, WindowSet], semantics: OutputSemantics, train_mean: float
-) -> dict:
-    """The exported model (what the server runs) on each held-out split, printed and returned."""
-    run = onnx_runner(onnx_path)
-    out = {"protocol": PROTOCOL, "splits": {}}
-    for name, windows in splits.items():
-        out["splits"][name] = evaluate(run, windows, semantics, train_mean)
-        print(f"--- {name}", flush=True)
-        print(format_report(out["splits"][name]), flush=True)
-    return out
 
 
 def summarise_report(report: dict) -> dict:
@@ -370,6 +352,8 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
     corpus_s = time.monotonic() - started
     for participant, reason in sorted(corpus.skipped.items()):
         print(f"session {participant} left out: {reason}", flush=True)
+    for participant, note in sorted(corpus.label_notes.items()):
+        print(f"session {participant}: {note}", flush=True)
     data = {}
     for split in ("train", "dev", "test"):
         sessions = corpus.split(split)
@@ -411,6 +395,7 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
                 "participants_with_items": {split: int(d.has_items.sum()) for split, d in data.items()},
                 "windows": {split: d.size for split, d in data.items()},
                 "skipped": {str(k): v for k, v in sorted(corpus.skipped.items())},
+                "label_notes": {str(k): v for k, v in sorted(corpus.label_notes.items())},
                 "build_seconds": round(corpus_s, 1),
             },
             "metrics": {

@@ -80,6 +80,15 @@ def test_a_daic_woz_corpus_goes_from_its_files_to_a_served_answer(tmp_path: Path
     assert set(manifest.provenance.corpus["skipped"]) == {"305", "342"}
     _check_report(folder, manifest, {"dev": 2, "test": 1})
 
+    # the stored model re-evaluated from the corpus gives the report training wrote
+    again = tmp_path / "again.json"
+    command = [sys.executable, "-m", "training.evaluate", "--model", str(folder), "--data", str(corpus)]
+    command += ["--cache", str(tmp_path / "cache"), "--workers", "1", "--json", str(again)]
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    written = json.loads((folder / "evaluation.json").read_text())
+    assert json.loads(again.read_text())["splits"] == written["splits"]
+
     with start_server(_folder(tmp_path, "server"), model_store=str(store)) as server:
         catalogue = httpx.get(server.url + "/models", timeout=30).json()["fusion_versions"]
         assert [(v["version"], v["served"], v["training_data"]) for v in catalogue] == [

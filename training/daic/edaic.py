@@ -332,12 +332,9 @@ def read_edaic_labels(root: str | Path) -> list[SessionLabel]:
     detailed = read_detailed_phq8(detailed_path)
     merged: list[SessionLabel] = []
     for label in labels:
+        # items that disagree with the split's score are kept as read: which figure wins is the
+        # training loader's call (training.daic.sessions.consistent_label), as for DAIC-WOZ
         items = detailed.get(label.participant_id)
-        if items is not None and label.phq8_score is not None and sum(items) != label.phq8_score:
-            raise DaicFileError(
-                f"{detailed_path}: participant {label.participant_id} items sum to {sum(items)}, "
-                f"but its {label.split} split PHQ_Score is {label.phq8_score}"
-            )
         merged.append(
             SessionLabel(
                 participant_id=label.participant_id,

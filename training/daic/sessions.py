@@ -22,7 +22,7 @@ import json
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +103,15 @@ def detect_corpus(root: Path) -> str:
     )
 
 
+def consistent_label(label: daic_files.SessionLabel) -> tuple[daic_files.SessionLabel, str | None]:
+    """The label, with its items dropped when they do not sum to its total: the total is the
+    figure every metric is reported on, so it wins; the note says what was done."""
+    if label.items is None or label.phq8_score is None or sum(label.items) == label.phq8_score:
+        return label, None
+    note = f"items sum to {sum(label.items)} but PHQ8_Score is {label.phq8_score}; trained on the score only"
+    return replace(label, items=None), note
+
+
 def corpus_labels(root: Path, corpus: str) -> list[daic_files.SessionLabel]:
     """Every session label of the corpus (train, dev and test when present)."""
     root = Path(root)
@@ -158,6 +167,21 @@ def participant_text(utterances: list[Utterance], encoder) -> TextTrack | None:
         start_s=np.array([u.start_s for u in timed], dtype=np.float64),
         word_counts=np.array([word_count(t) for t in texts], dtype=np.int64),
     )
+
+
+# a transcript whose participant turns lie this much outside the audio belongs to another
+# recording or is out of sync: its audio and text would not describe the same speech
+MAX_TURN_TIME_OUTSIDE_AUDIO = 0.1
+
+
+def check_turns_inside(turns: list[tuple[float, float]], audio_seconds: float, transcript: Path) -> None:
+    total = sum(b - a for a, b in turns)
+    outside = sum(b - max(a, audio_seconds) for a, b in turns if b > audio_seconds)
+    if total > 0 and outside > MAX_TURN_TIME_OUTSIDE_AUDIO * total:
+        raise daic_files.DaicFileError(
+            f"{transcript}: {outside:.0f} s of the participant's {total:.0f} s of turns lie past the end of the "
+            f"{audio_seconds:.0f}-s audio (transcript and audio out of sync)"
+        )
 
 
 def _turns(utterances: list[Utterance]) -> list[tuple[float, float]]:
@@ -221,6 +245,7 @@ def daic_woz_session(root: Path, label: daic_files.SessionLabel, features: Featu
     utterances = transcript.participant(None)
     turns = without_spans(_turns(utterances), scrubbed_spans(files.transcript))
     signal = audio_features.decode_audio(files.audio, features.audio.sample_rate)
+    check_turns_inside(turns, signal.shape[0] / features.audio.sample_rate, files.transcript)
     return SessionTracks.of(
         label,
         visual=daic_woz_visual(files, features),
@@ -263,6 +288,7 @@ def edaic_session(root: Path, label: daic_files.SessionLabel, features: FeatureS
     files = edaic_session_files(root, label.participant_id)
     utterances = files.read_transcript().participant(None)  # ASR of the participant only
     signal = audio_features.decode_audio(files.audio, features.audio.sample_rate)
+    check_turns_inside(_turns(utterances), signal.shape[0] / features.audio.sample_rate, files.transcript)
     return SessionTracks.of(
         label,
         visual=edaic_visual(files.read_openface(), features),
@@ -371,6 +397,7 @@ class Corpus:
     kind: str
     sessions: list[SessionTracks]
     skipped: dict[int, str]  # participant -> why it was left out
+    label_notes: dict[int, str] = field(default_factory=dict)  # participant -> how its label was read
 
     def split(self, name: str) -> list[SessionTracks]:
         return [s for s in self.sessions if s.split == name]
@@ -397,7 +424,12 @@ def load_corpus(
     folder.mkdir(parents=True, exist_ok=True)
     skipped: dict[int, str] = {}
     jobs: list[_Job] = []
+    label_notes: dict[int, str] = {}
     for label in corpus_labels(root, corpus):
+        label, note = consistent_label(label)
+        if note is not None:
+            label_notes[label.participant_id] = note
+            log.warning("session %s: %s", label.participant_id, note)
         reason = daic_files.excluded_reason(label.participant_id) if corpus == CORPUS_DAIC_WOZ else None
         if reason is not None:
             skipped[label.participant_id] = reason
@@ -426,7 +458,7 @@ def load_corpus(
             log.warning("session %s left out: %s", participant, error)
             continue
         sessions.append(_load(job.path, job.label))
-    return Corpus(kind=corpus, sessions=sessions, skipped=skipped)
+    return Corpus(kind=corpus, sessions=sessions, skipped=skipped, label_notes=label_notes)
 
 
 def _session_folder(root: Path, participant_id: int) -> Path | None:
