@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 
 from app.contract import MODALITIES, FeatureSpec
+from app.features.visual_space import profile_frames
 from app.windows import AudioTrack, TextTrack, VisualTrack, build_windows
-from training.synth.corpus import load_session, tracks
+from training.synth.corpus import load_session
 
 # the large inputs stay float16 in memory; the model gets float32
 _HALF = ("visual", "audio", "text")
@@ -24,7 +25,6 @@ class WindowSet:
     owner: np.ndarray  # (N,) participant row in ``items``
     items: np.ndarray  # (P, 8) float32 item scores; NaN rows where only the total is known
     totals: np.ndarray  # (P,) float64 PHQ-8 totals
-    participants: np.ndarray | None = None  # (P,) corpus ids, where the corpus has them
 
     @property
     def size(self) -> int:
@@ -53,7 +53,7 @@ class LabelledTracks:
 def stack_windows(sessions: Iterable[LabelledTracks], features: FeatureSpec) -> WindowSet:
     """Cut every participant's tracks into the manifest's windows and stack them."""
     parts: dict[str, list[np.ndarray]] = {}
-    coverage, owner, items, totals, ids = [], [], [], [], []
+    coverage, owner, items, totals = [], [], [], []
     for row, session in enumerate(sessions):
         if session.visual is None and session.audio is None and session.text is None:
             raise ValueError(f"participant {session.participant}: no modality to window")
@@ -64,7 +64,6 @@ def stack_windows(sessions: Iterable[LabelledTracks], features: FeatureSpec) -> 
         owner.append(np.full(windows.size, row))
         items.append(np.full(8, np.nan, np.float32) if session.items is None else np.asarray(session.items, np.float32))
         totals.append(float(session.total))
-        ids.append(-1 if session.participant is None else session.participant)
     if not coverage:
         raise ValueError("no participants to window")
     return WindowSet(
@@ -73,17 +72,43 @@ def stack_windows(sessions: Iterable[LabelledTracks], features: FeatureSpec) -> 
         owner=np.concatenate(owner),
         items=np.stack(items),
         totals=np.asarray(totals, dtype=np.float64),
-        participants=np.asarray(ids, dtype=np.int64),
     )
 
 
+def read_tracks(arrays: dict[str, np.ndarray]) -> tuple[VisualTrack | None, AudioTrack | None, TextTrack | None]:
+    """A cached session's tracks (the synthetic and the licensed corpora's caches share the
+    array names); a modality whose arrays are absent is None."""
+    visual = audio = text = None
+    if "visual_frames" in arrays:
+        visual = VisualTrack(
+            frames=arrays["visual_frames"].astype(np.float32),
+            valid=arrays["visual_valid"],
+            confidence=arrays["visual_confidence"].astype(np.float32),
+        )
+    if "audio_frames" in arrays:
+        audio = AudioTrack(
+            frames=arrays["audio_frames"].astype(np.float32),
+            speech=arrays["audio_speech"],
+            snr_db=float(arrays["audio_snr_db"]),
+        )
+    if "text_embeddings" in arrays:
+        text = TextTrack(
+            embeddings=arrays["text_embeddings"].astype(np.float32),
+            start_s=arrays["text_start_s"],
+            word_counts=arrays["text_word_counts"],
+        )
+    return visual, audio, text
+
+
 def load_windows(paths: list[Path], features: FeatureSpec) -> WindowSet:
-    """Windows of cached synthetic sessions (training.synth.corpus)."""
+    """Windows of cached synthetic sessions (training.synth.corpus): full-layout visual
+    frames, cut here to the spec's profile."""
 
     def sessions() -> Iterator[LabelledTracks]:
         for path in paths:
             session = load_session(path)
-            visual, audio, text = tracks(session, features)
+            visual, audio, text = read_tracks(session)
+            visual = replace(visual, frames=profile_frames(visual.frames, features.visual))
             items = np.asarray(session["items"], np.float32)
             yield LabelledTracks(visual, audio, text, items, float(items.sum()))
 

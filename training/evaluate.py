@@ -22,7 +22,7 @@ import numpy as np
 from app.contract import MODALITIES, FeatureSpec, FusionManifest, OutputSemantics
 from app.fusion.aggregate import aggregate
 from app.fusion.store import served_model_dir, text_encoder_dir
-from training.data import WindowSet, modality_subsets, regression_metrics, restrict, stack_windows
+from training.data import WindowSet, modality_subsets, regression_metrics, restrict
 
 RunFn = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
 
@@ -171,14 +171,9 @@ def corpus_splits(
     from training.daic.sessions import load_corpus
 
     corpus = load_corpus(root, features, encoder_dir, cache, workers=workers)
-    for participant, reason in sorted(corpus.skipped.items()):
-        print(f"session {participant} left out: {reason}", flush=True)
-    splits = {}
-    for name in ("dev", "test"):
-        sessions = corpus.split(name)
-        if sessions:
-            splits[name] = stack_windows([s.labelled() for s in sessions], features)
-    return splits
+    for line in corpus.notes():
+        print(line, flush=True)
+    return corpus.window_sets(features, ("dev", "test"))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ from app.contract import (
 from app.features.visual_space import producible_profiles
 from app.fusion.store import versions
 from training.daic.files import DaicFileError
-from training.data import WindowSet, load_windows, stack_windows
+from training.data import WindowSet, load_windows
 from training.evaluate import (
     HEADLINE,
     REPORT_FILE,
@@ -222,11 +223,20 @@ def ship(
     cfg: NetworkConfig,
     semantics: OutputSemantics,
     out: Path,
-    provenance: dict,
     history: list[dict],
-    report: dict | None = None,
+    report: Callable[[Path], dict],
+    *,
+    started: float,
+    argv: list[str] | None,
+    seed: int,
+    training_data: str,
+    corpus: dict,
+    metrics: dict,
+    notes: str,
 ) -> FusionManifest:
-    """Export to ONNX (parity-checked), then write manifest, checkpoint, history and report."""
+    """Export to ONNX (parity-checked), evaluate the export with ``report``, then write the
+    manifest (provenance common to every run plus ``corpus`` and ``metrics``), checkpoint,
+    history and report."""
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / "model.onnx"
     export_onnx(net, features, onnx_path)
@@ -235,13 +245,8 @@ def ship(
     if worst > PARITY_TOLERANCE:
         sys.exit(f"parity check failed: {worst} > {PARITY_TOLERANCE}")
     torch.save(net.state_dict(), out / "checkpoint.pt")
-    if report is not None:
-        report = report(onnx_path) if callable(report) else report
-    metrics = dict(provenance.pop("metrics"))
-    metrics["onnx_parity_max_abs"] = worst
-    if report is not None:
-        (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-        metrics.update(summarise_report(report))
+    evaluation = report(onnx_path)
+    (out / REPORT_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
     inputs, outputs = io_specs(features, semantics)
     manifest = FusionManifest(
         version=int(out.name),
@@ -252,19 +257,28 @@ def ship(
         inputs=inputs,
         outputs=outputs,
         semantics=semantics,
-        provenance=Provenance(metrics=metrics, **provenance),
+        provenance=Provenance(
+            training_data=training_data,
+            clinically_validated=False,
+            seed=seed,
+            trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            command="python -m training.train " + shlex.join(argv if argv is not None else sys.argv[1:]),
+            wall_time_s=round(time.monotonic() - started, 1),
+            corpus=corpus,
+            metrics={
+                **metrics,
+                "epochs_run": len(history),
+                "best_val_mae": min(h["val_mae"] for h in history),
+                "onnx_parity_max_abs": worst,
+                **summarise_report(evaluation),
+            },
+            notes=notes,
+        ),
     )
     manifest.dump(out / "manifest.json")
     (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    print(f"wrote {out} in {time.monotonic() - started:.0f}s", flush=True)
     return manifest
-
-
-def _command(argv: list[str] | None) -> str:
-    return "python -m training.train " + shlex.join(argv if argv is not None else sys.argv[1:])
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
@@ -295,36 +309,29 @@ def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
         cfg,
         semantics,
         out,
-        provenance={
-            "training_data": "synthetic",
-            "clinically_validated": False,
-            "seed": args.seed,
-            "trained_at": _now(),
-            "command": _command(argv),
-            "wall_time_s": round(time.monotonic() - started, 1),
-            "corpus": {
-                "generator": "training.synth (espeak-ng speech, template language, canonical-face motion)",
-                "participants": {"train": args.train, "val": args.val, "test": args.test},
-                "windows": {name: d.size for name, d in data.items()},
-                "totals": describe_totals(people),
-                "build_seconds": round(corpus_s, 1),
-            },
-            "metrics": {
-                "train_mean_total": train_mean,
-                "selection": "best mean validation MAE over all modalities and each single one, participant level",
-                "train_seconds": round(train_s, 1),
-                "epochs_run": len(history),
-                "best_val_mae": min(h["val_mae"] for h in history),
-            },
-            "notes": (
-                "Trained only on synthetic participants whose features carry planted effects in the "
-                "directions the literature reports. Not clinically validated; not for diagnosis."
-            ),
+        history,
+        lambda onnx_path: evaluation_report(onnx_path, {"test": data["test"]}, semantics, train_mean),
+        started=started,
+        argv=argv,
+        seed=args.seed,
+        training_data="synthetic",
+        corpus={
+            "generator": "training.synth (espeak-ng speech, template language, canonical-face motion)",
+            "participants": {"train": args.train, "val": args.val, "test": args.test},
+            "windows": {name: d.size for name, d in data.items()},
+            "totals": describe_totals(people),
+            "build_seconds": round(corpus_s, 1),
         },
-        history=history,
-        report=lambda onnx_path: evaluation_report(onnx_path, {"test": data["test"]}, semantics, train_mean),
+        metrics={
+            "train_mean_total": train_mean,
+            "selection": "best mean validation MAE over all modalities and each single one, participant level",
+            "train_seconds": round(train_s, 1),
+        },
+        notes=(
+            "Trained only on synthetic participants whose features carry planted effects in the "
+            "directions the literature reports. Not clinically validated; not for diagnosis."
+        ),
     )
-    print(f"wrote {out} in {time.monotonic() - started:.0f}s", flush=True)
 
 
 def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
@@ -350,15 +357,9 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
     except (CorpusError, DaicFileError) as exc:
         sys.exit(str(exc))
     corpus_s = time.monotonic() - started
-    for participant, reason in sorted(corpus.skipped.items()):
-        print(f"session {participant} left out: {reason}", flush=True)
-    for participant, note in sorted(corpus.label_notes.items()):
-        print(f"session {participant}: {note}", flush=True)
-    data = {}
-    for split in ("train", "dev", "test"):
-        sessions = corpus.split(split)
-        if sessions:
-            data[split] = stack_windows([s.labelled() for s in sessions], features)
+    for line in corpus.notes():
+        print(line, flush=True)
+    data = corpus.window_sets(features)
     for split in ("train", "dev"):
         if split not in data:
             sys.exit(f"{args.data}: no usable {split} session; training needs both train and dev")
@@ -371,10 +372,6 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
     out = args.store / str(args.version or next_version(args.store))
 
     held_out = {name: data[name] for name in ("dev", "test") if name in data}
-
-    def report(onnx_path: Path) -> dict:
-        return evaluation_report(onnx_path, held_out, semantics, train_mean)
-
     name = "DAIC-WOZ" if kind != CORPUS_EDAIC else "E-DAIC"
     ship(
         net,
@@ -382,39 +379,32 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
         cfg,
         semantics,
         out,
-        provenance={
-            "training_data": name,
-            "clinically_validated": False,
-            "seed": args.seed,
-            "trained_at": _now(),
-            "command": _command(argv),
-            "wall_time_s": round(time.monotonic() - started, 1),
-            "corpus": {
-                "name": name,
-                "participants": {split: len(corpus.split(split)) for split in ("train", "dev", "test")},
-                "participants_with_items": {split: int(d.has_items.sum()) for split, d in data.items()},
-                "windows": {split: d.size for split, d in data.items()},
-                "skipped": {str(k): v for k, v in sorted(corpus.skipped.items())},
-                "label_notes": {str(k): v for k, v in sorted(corpus.label_notes.items())},
-                "build_seconds": round(corpus_s, 1),
-            },
-            "metrics": {
-                "train_mean_total": train_mean,
-                "selection": "best mean dev MAE over all modalities and each single one, participant level",
-                "train_seconds": round(train_s, 1),
-                "epochs_run": len(history),
-                "best_val_mae": min(h["val_mae"] for h in history),
-            },
-            "notes": (
-                f"Trained on {name} under its licence (EULA): the model inherits its terms. Features come from "
-                "the corpus's tracker files mapped to the serve-time channels (docs/training.md); the mapping's "
-                "known mismatches apply. Not clinically validated; not for diagnosis."
-            ),
+        history,
+        lambda onnx_path: evaluation_report(onnx_path, held_out, semantics, train_mean),
+        started=started,
+        argv=argv,
+        seed=args.seed,
+        training_data=name,
+        corpus={
+            "name": name,
+            "participants": {split: len(corpus.split(split)) for split in ("train", "dev", "test")},
+            "participants_with_items": {split: int(d.has_items.sum()) for split, d in data.items()},
+            "windows": {split: d.size for split, d in data.items()},
+            "skipped": {str(k): v for k, v in sorted(corpus.skipped.items())},
+            "label_notes": {str(k): v for k, v in sorted(corpus.label_notes.items())},
+            "build_seconds": round(corpus_s, 1),
         },
-        history=history,
-        report=report,
+        metrics={
+            "train_mean_total": train_mean,
+            "selection": "best mean dev MAE over all modalities and each single one, participant level",
+            "train_seconds": round(train_s, 1),
+        },
+        notes=(
+            f"Trained on {name} under its licence (EULA): the model inherits its terms. Features come from "
+            "the corpus's tracker files mapped to the serve-time channels (docs/training.md); the mapping's "
+            "known mismatches apply. Not clinically validated; not for diagnosis."
+        ),
     )
-    print(f"wrote {out} in {time.monotonic() - started:.0f}s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -45,7 +45,7 @@ from training.daic.files import (
     SessionLabel,
     _int_or_none,
     _normalise_header,
-    _parse_float,
+    _parse_table,
 )
 
 OPENFACE_FPS = 30
@@ -165,21 +165,6 @@ def read_openface(path: str | Path) -> OpenFaceTrack:
         pose_rotation=pose_rotation,
         action_units=action_units,
     )
-
-
-def _parse_table(rows: list[list[str]]) -> np.ndarray:
-    """Cells -> float64 table; numpy parses the usual all-numeric file in one call."""
-    try:
-        return np.array(rows, dtype=np.float64)
-    except ValueError:
-        pass  # some cell is not a number ("-nan(ind)" on failed frames): parse row by row
-    table = np.empty((len(rows), len(rows[0])), dtype=np.float64)
-    for index, row in enumerate(rows):
-        try:
-            table[index] = np.array(row, dtype=np.float64)
-        except ValueError:
-            table[index] = [_parse_float(cell) for cell in row]
-    return table
 
 
 # --------------------------------------------------------------------------- labels

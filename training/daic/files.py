@@ -190,6 +190,21 @@ def _parse_float(cell: str) -> float:
         return math.nan  # "-1.#IND", "-nan(ind)" and the like, written for failed frames
 
 
+def _parse_table(rows: list[list[str]]) -> np.ndarray:
+    """Cells -> float64 table; numpy parses the usual all-numeric file in one call."""
+    try:
+        return np.array(rows, dtype=np.float64)
+    except ValueError:
+        pass  # some cell is not a number ("-nan(ind)" on failed frames): parse row by row
+    table = np.empty((len(rows), len(rows[0])), dtype=np.float64)
+    for index, row in enumerate(rows):
+        try:
+            table[index] = np.array(row, dtype=np.float64)
+        except ValueError:
+            table[index] = [_parse_float(cell) for cell in row]
+    return table
+
+
 def read_clnf(path: str | Path, kind: str) -> ClnfTrack:
     """Read one ``XXX_CLNF_<kind>.txt`` file."""
     if kind not in _KIND_SHAPE:
@@ -211,12 +226,11 @@ def read_clnf(path: str | Path, kind: str) -> ClnfTrack:
         raise DaicFileError(f"{path}: {len(columns)} value columns, a {kind} file has {expected}")
 
     width = len(header)
-    table = np.empty((len(lines) - 1, width), dtype=np.float64)
-    for row_index, line in enumerate(lines[1:]):
-        cells = line.split(",")
+    rows = [line.split(",") for line in lines[1:]]
+    for row_index, cells in enumerate(rows):
         if len(cells) != width:
             raise DaicFileError(f"{path}: line {row_index + 2}: {len(cells)} fields, header has {width}")
-        table[row_index] = [_parse_float(cell) for cell in cells]
+    table = _parse_table(rows) if rows else np.empty((0, width), dtype=np.float64)
 
     frames = len(table)
     values = table[:, len(_META_COLUMNS) :].astype(np.float32).reshape((frames, *shape))

@@ -27,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from app.contract import FULL_VISUAL_PROFILE, FeatureSpec
+from app.contract import FeatureSpec
 from app.features import audio as audio_features
+from app.features.extract import text_encoder
 from app.features.transcript import Transcript, Utterance, word_count
-from app.features.visual_space import profile_frames
+from app.features.visual_space import producible, profile_frames
 from app.windows import AudioTrack, TextTrack, VisualTrack
 from training.daic import files as daic_files
 from training.daic import mapping
-from training.data import LabelledTracks
+from training.data import LabelledTracks, WindowSet, read_tracks, stack_windows
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,8 @@ def _turns(utterances: list[Utterance]) -> list[tuple[float, float]]:
 
 def daic_woz_visual(files: daic_files.SessionFiles, features: FeatureSpec) -> VisualTrack | None:
     spec = features.visual
+    if not producible(spec):  # the CLNF files hold what the serve-time extractor makes, no more
+        raise CorpusError(f"DAIC-WOZ's CLNF files cannot fill the visual profile {spec.profile!r}")
     landmarks = files.read_clnf(daic_files.KIND_FEATURES)
     gaze = files.read_clnf(daic_files.KIND_GAZE)
     pose = files.read_clnf(daic_files.KIND_POSE)
@@ -214,10 +217,7 @@ def daic_woz_visual(files: daic_files.SessionFiles, features: FeatureSpec) -> Vi
     offsets, _ = mapping.render_gaze_proxy(head, euler, face)
     angles = mapping.serve_pose(euler, face.pitch_offset_rad)
     full = mapping.landmark_frames(landmarks.values[rows].astype(np.float64), offsets, angles, usable)
-    if spec.profile == FULL_VISUAL_PROFILE or set(spec.channel_names) <= set(mapping.FULL_CHANNELS):
-        frames = profile_frames(full, spec)
-    else:
-        raise CorpusError(f"DAIC-WOZ's CLNF files cannot fill the visual profile {spec.profile!r}")
+    frames = profile_frames(full, spec)
     confidence = np.where(usable, np.clip(landmarks.confidence[rows], 0.0, 1.0), 0.0).astype(np.float32)
     return VisualTrack(frames=frames, valid=usable, confidence=confidence)
 
@@ -287,12 +287,13 @@ def edaic_session(root: Path, label: daic_files.SessionLabel, features: FeatureS
 
     files = edaic_session_files(root, label.participant_id)
     utterances = files.read_transcript().participant(None)  # ASR of the participant only
+    turns = _turns(utterances)
     signal = audio_features.decode_audio(files.audio, features.audio.sample_rate)
-    check_turns_inside(_turns(utterances), signal.shape[0] / features.audio.sample_rate, files.transcript)
+    check_turns_inside(turns, signal.shape[0] / features.audio.sample_rate, files.transcript)
     return SessionTracks.of(
         label,
         visual=edaic_visual(files.read_openface(), features),
-        audio=participant_audio(signal, _turns(utterances), features),
+        audio=participant_audio(signal, turns, features),
         text=participant_text(utterances, encoder),
     )
 
@@ -342,21 +343,7 @@ def _save(path: Path, session: SessionTracks) -> None:
 
 def _load(path: Path, label: daic_files.SessionLabel) -> SessionTracks:
     with np.load(path) as data:
-        d = {k: data[k] for k in data.files}
-    visual = audio = text = None
-    if "visual_frames" in d:
-        visual = VisualTrack(frames=d["visual_frames"], valid=d["visual_valid"], confidence=d["visual_confidence"])
-    if "audio_frames" in d:
-        audio = AudioTrack(
-            frames=d["audio_frames"].astype(np.float32), speech=d["audio_speech"], snr_db=float(d["audio_snr_db"])
-        )
-    if "text_embeddings" in d:
-        text = TextTrack(
-            embeddings=d["text_embeddings"].astype(np.float32),
-            start_s=d["text_start_s"],
-            word_counts=d["text_word_counts"],
-        )
-    return SessionTracks.of(label, visual, audio, text)
+        return SessionTracks.of(label, *read_tracks({k: data[k] for k in data.files}))
 
 
 @dataclass(frozen=True)
@@ -369,20 +356,11 @@ class _Job:
     path: Path
 
 
-_encoders: dict[Path, object] = {}
-
-
 def _build(job: _Job) -> tuple[int, str | None]:
     """Build one session into the cache; (participant, error message or None)."""
     if job.path.exists():
         return job.label.participant_id, None
-    from app.features.text import TextEncoder
-
-    if job.text_encoder_dir not in _encoders:
-        _encoders[job.text_encoder_dir] = TextEncoder(
-            job.text_encoder_dir, max_tokens=job.features.text.max_tokens, intra_op_threads=1
-        )
-    encoder = _encoders[job.text_encoder_dir]
+    encoder = text_encoder(job.text_encoder_dir)  # loaded once per process, as the server's workers do
     build = daic_woz_session if job.corpus == CORPUS_DAIC_WOZ else edaic_session
     try:
         session = build(job.root, job.label, job.features, encoder)
@@ -401,6 +379,21 @@ class Corpus:
 
     def split(self, name: str) -> list[SessionTracks]:
         return [s for s in self.sessions if s.split == name]
+
+    def window_sets(
+        self, features: FeatureSpec, splits: tuple[str, ...] = ("train", "dev", "test")
+    ) -> dict[str, WindowSet]:
+        """Each of ``splits`` that holds a session, as stacked windows."""
+        return {
+            name: stack_windows([s.labelled() for s in self.split(name)], features)
+            for name in splits
+            if self.split(name)
+        }
+
+    def notes(self) -> list[str]:
+        """One line per session left out or whose label was changed, for the run's log."""
+        lines = [f"session {p} left out: {reason}" for p, reason in sorted(self.skipped.items())]
+        return lines + [f"session {p}: {note}" for p, note in sorted(self.label_notes.items())]
 
 
 def load_corpus(

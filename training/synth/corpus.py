@@ -28,8 +28,6 @@ import numpy as np
 from app.contract import FeatureSpec
 from app.features import audio as audio_features
 from app.features.extract import text_encoder
-from app.features.visual_space import profile_frames
-from app.windows import AudioTrack, TextTrack, VisualTrack
 from training.synth.participants import Participant
 
 CORPUS_VERSION = 3
@@ -124,27 +122,6 @@ def synthesize(participant: Participant, seed: int, features: FeatureSpec, text_
         "text_word_counts": np.array([len(re.findall(r"\S+", t)) for t in texts], np.int64),
         "duration_s": np.float32(duration),
     }
-
-
-def tracks(session: dict, features: FeatureSpec) -> tuple[VisualTrack, AudioTrack, TextTrack]:
-    """A cached session's tracks, the visual frames cut to the spec's profile."""
-    return (
-        VisualTrack(
-            frames=profile_frames(session["visual_frames"].astype(np.float32), features.visual),
-            valid=session["visual_valid"],
-            confidence=session["visual_confidence"].astype(np.float32),
-        ),
-        AudioTrack(
-            frames=session["audio_frames"].astype(np.float32),
-            speech=session["audio_speech"],
-            snr_db=float(session["audio_snr_db"]),
-        ),
-        TextTrack(
-            embeddings=session["text_embeddings"].astype(np.float32),
-            start_s=session["text_start_s"],
-            word_counts=session["text_word_counts"],
-        ),
-    )
 
 
 def _job(args: tuple) -> tuple[int, str]:
