@@ -20,11 +20,10 @@ MEDIAPIPE_WHEEL = f"mediapipe-{MEDIAPIPE_VERSION}-cp311-cp311-manylinux_2_28_x86
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    # the standard library's file hashing, not app.model_store.sha256_file: importing app needs
+    # pydantic, which the build venvs lack (same digest either way)
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:

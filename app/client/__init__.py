@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
 __all__ = [
     "DEFAULT_URL",
     "InputFileError",
+    "InterviewForm",
     "Job",
     "JobCancelledError",
     "JobTimeoutError",
@@ -45,6 +46,23 @@ USER_AGENT = "phq-client/0.1.0"
 JOB_STATES_FINAL = ("done", "failed", "cancelled")
 
 ProgressCallback = Callable[[int, int], None]  # (bytes sent, bytes in all)
+
+
+class InterviewForm(TypedDict, total=False):
+    """The /predict form, as the keyword arguments of :func:`build_form`, :meth:`PhqClient.predict`
+    and :meth:`PhqClient.submit_job`; every field is optional (defaults: None, ``include_timeline`` True)."""
+
+    video: str | os.PathLike[str] | None
+    audio: str | os.PathLike[str] | None
+    transcript: str | os.PathLike[str] | None
+    transcript_text: str | None
+    participant_speaker: str | None
+    include_timeline: bool
+    model_version: int | None
+
+
+# **form accepts any keyword at run time: build_form refuses the others, as a parameter list would
+_FORM_FIELDS = frozenset(InterviewForm.__annotations__)
 
 
 class PhqClientError(Exception):
@@ -325,40 +343,15 @@ class PhqClient:
         headers = {"Content-Type": form.content_type, "Content-Length": str(form.length)}
         return self._send("POST", path, content=form.chunks(on_progress), headers=headers)
 
-    def predict(
-        self,
-        video: str | os.PathLike[str] | None = None,
-        audio: str | os.PathLike[str] | None = None,
-        transcript: str | os.PathLike[str] | None = None,
-        transcript_text: str | None = None,
-        participant_speaker: str | None = None,
-        include_timeline: bool = True,
-        model_version: int | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> dict[str, Any]:
+    def predict(self, *, on_progress: ProgressCallback | None = None, **form: Unpack[InterviewForm]) -> dict[str, Any]:
         """POST /predict and return the answer JSON. Files are checked before anything is sent."""
-        form = build_form(
-            video, audio, transcript, transcript_text, participant_speaker, include_timeline, model_version
-        )
-        return _answer_json(self._post_form("/predict", form, on_progress))
+        return _answer_json(self._post_form("/predict", build_form(**form), on_progress))
 
-    def submit_job(
-        self,
-        video: str | os.PathLike[str] | None = None,
-        audio: str | os.PathLike[str] | None = None,
-        transcript: str | os.PathLike[str] | None = None,
-        transcript_text: str | None = None,
-        participant_speaker: str | None = None,
-        include_timeline: bool = True,
-        model_version: int | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> Job:
+    def submit_job(self, *, on_progress: ProgressCallback | None = None, **form: Unpack[InterviewForm]) -> Job:
         """POST /jobs (the /predict form) and return the queued job."""
-        form = build_form(
-            video, audio, transcript, transcript_text, participant_speaker, include_timeline, model_version
-        )
+        body = build_form(**form)
         try:
-            response = self._post_form("/jobs", form, on_progress)
+            response = self._post_form("/jobs", body, on_progress)
         except ProblemError as problem:
             if problem.status in (404, 405):
                 problem.detail = "this server has no job API (POST /jobs); call it without --async"
@@ -415,17 +408,15 @@ class PhqClient:
             job = self.job(job.job_id)
 
 
-def build_form(
-    video: str | os.PathLike[str] | None = None,
-    audio: str | os.PathLike[str] | None = None,
-    transcript: str | os.PathLike[str] | None = None,
-    transcript_text: str | None = None,
-    participant_speaker: str | None = None,
-    include_timeline: bool = True,
-    model_version: int | None = None,
-) -> MultipartForm:
+def build_form(**form: Unpack[InterviewForm]) -> MultipartForm:
     """The /predict form; raises :class:`InputFileError` for a file that cannot be sent, and
     ``ValueError`` for inputs the server would refuse anyway (none, or both transcript forms)."""
+    unknown = sorted(form.keys() - _FORM_FIELDS)
+    if unknown:
+        raise TypeError(f"unexpected form field {unknown[0]!r}; the form has {', '.join(sorted(_FORM_FIELDS))}")
+    video, audio, transcript = form.get("video"), form.get("audio"), form.get("transcript")
+    transcript_text, participant_speaker = form.get("transcript_text"), form.get("participant_speaker")
+    include_timeline, model_version = form.get("include_timeline", True), form.get("model_version")
     if transcript is not None and transcript_text is not None:
         raise ValueError("give a transcript file or transcript text, not both")
     if video is None and audio is None and transcript is None and not transcript_text:

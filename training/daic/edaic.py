@@ -44,8 +44,9 @@ from training.daic.files import (
     DaicFileError,
     SessionLabel,
     _int_or_none,
-    _normalise_header,
     _parse_table,
+    split_header_keys,
+    split_rows,
 )
 
 OPENFACE_FPS = 30
@@ -205,34 +206,9 @@ def read_edaic_split(path: str | Path, split: str) -> list[SessionLabel]:
     if not path.is_file():
         raise DaicFileError(f"{path}: split file not found")
     header, rows = _read_csv_rows(path)
-    keys = [_normalise_header(name) for name in header]  # PHQ_Score -> phq8_score
-    if "participant_id" not in keys:
-        raise DaicFileError(f"{path}: no Participant_ID column in header")
-    labels: list[SessionLabel] = []
-    for line, row in rows:
-        record = dict(zip(keys, row, strict=True))
-
-        def get(key: str, line: int = line, record: dict[str, str] = record) -> int | None:
-            return _int_or_none(record.get(key), path, line, key)
-
-        participant_id = get("participant_id")
-        if participant_id is None:
-            raise DaicFileError(f"{path}: line {line}: empty Participant_ID")
-        try:
-            gender = get("gender")
-        except DaicFileError:
-            gender = None  # some copies spell it out ("male"); the mapping is not documented
-        labels.append(
-            SessionLabel(
-                participant_id=participant_id,
-                split=split,
-                phq8_binary=get("phq8_binary"),
-                phq8_score=get("phq8_score"),
-                items=None,
-                gender=gender,
-            )
-        )
-    return labels
+    keys = split_header_keys(path, header)  # PHQ_Score -> phq8_score
+    # lenient gender: some copies spell it out ("male"); the mapping is not documented
+    return [row.label(split, None, lenient_gender=True) for row in split_rows(path, keys, rows)]
 
 
 def _item_key(name: str) -> str:

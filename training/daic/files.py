@@ -18,6 +18,7 @@ import csv
 import io
 import math
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,66 @@ def _int_or_none(value: str | None, path: Path, line: int, column: str) -> int |
     return int(number)
 
 
+# The split CSVs of DAIC-WOZ and E-DAIC share their row format: these read it for both readers.
+
+
+def split_header_keys(path: Path, header: Sequence[str]) -> list[str]:
+    """The header's names normalised (``PHQ_Score`` -> ``phq8_score``); a Participant_ID column is required."""
+    keys = [_normalise_header(name) for name in header]
+    if "participant_id" not in keys:
+        raise DaicFileError(f"{path}: no Participant_ID column in header")
+    return keys
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    """One data row of a split CSV: its cells by normalised header key, and its participant."""
+
+    path: Path
+    line: int
+    participant_id: int
+    cells: dict[str, str]
+
+    def integer(self, key: str) -> int | None:
+        """The cell as an integer; None when blank or absent, DaicFileError naming the line when not an integer."""
+        return _int_or_none(self.cells.get(key), self.path, self.line, key)
+
+    def label(self, split: str, items: tuple[int, ...] | None, *, lenient_gender: bool = False) -> SessionLabel:
+        """This row as a SessionLabel. ``lenient_gender``: a gender that is not an integer becomes None."""
+        phq8_binary = self.integer("phq8_binary")
+        phq8_score = self.integer("phq8_score")
+        try:
+            gender = self.integer("gender")
+        except DaicFileError:
+            if not lenient_gender:
+                raise
+            gender = None
+        return SessionLabel(
+            participant_id=self.participant_id,
+            split=split,
+            phq8_binary=phq8_binary,
+            phq8_score=phq8_score,
+            items=items,
+            gender=gender,
+        )
+
+
+def split_rows(path: Path, keys: Sequence[str], rows: Iterable[tuple[int, Sequence[str]]]) -> Iterator[SplitRow]:
+    """Each (line number, cells) row as a SplitRow; a row must have a field per key and a Participant_ID.
+
+    Lazy, so each row is checked only when the caller has taken the ones before it: the first bad
+    cell in file order is the one reported.
+    """
+    for line, cells in rows:
+        if len(cells) != len(keys):
+            raise DaicFileError(f"{path}: line {line}: {len(cells)} fields, header has {len(keys)}")
+        record = dict(zip(keys, cells, strict=True))
+        participant_id = _int_or_none(record.get("participant_id"), path, line, "participant_id")
+        if participant_id is None:
+            raise DaicFileError(f"{path}: line {line}: empty Participant_ID")
+        yield SplitRow(path, line, participant_id, record)
+
+
 def read_split(path: str | Path, split: str | None = None) -> list[SessionLabel]:
     """Read a split CSV; the split name comes from the file name unless given."""
     path = Path(path)
@@ -127,36 +188,16 @@ def read_split(path: str | Path, split: str | None = None) -> list[SessionLabel]
     rows = [row for row in reader if any(cell.strip() for cell in row)]
     if not rows:
         raise DaicFileError(f"{path}: empty split file")
-    header = [_normalise_header(h) for h in rows[0]]
-    if "participant_id" not in header:
-        raise DaicFileError(f"{path}: no Participant_ID column in header")
+    keys = split_header_keys(path, rows[0])
     item_keys = [f"phq8_{item.lower()}" for item in PHQ8_ITEMS]
-    has_items = all(key in header for key in item_keys)
+    has_items = all(key in keys for key in item_keys)
     labels: list[SessionLabel] = []
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise DaicFileError(f"{path}: line {line}: {len(row)} fields, header has {len(header)}")
-        record = dict(zip(header, row, strict=True))
-
-        def get(key: str, line: int = line, record: dict[str, str] = record) -> int | None:
-            return _int_or_none(record.get(key), path, line, key)
-
-        participant_id = get("participant_id")
-        if participant_id is None:
-            raise DaicFileError(f"{path}: line {line}: empty Participant_ID")
-        item_values = [get(key) for key in item_keys] if has_items else []
+    # line numbers count the non-blank rows, header first
+    for row in split_rows(path, keys, enumerate(rows[1:], start=2)):
+        item_values = [row.integer(key) for key in item_keys] if has_items else []
         # A row with any blank item gets no items rather than a partial tuple.
         items = tuple(v for v in item_values if v is not None) if has_items else None
-        labels.append(
-            SessionLabel(
-                participant_id=participant_id,
-                split=split,
-                phq8_binary=get("phq8_binary"),
-                phq8_score=get("phq8_score"),
-                items=items if items is not None and len(items) == len(PHQ8_ITEMS) else None,
-                gender=get("gender"),
-            )
-        )
+        labels.append(row.label(split, items if items is not None and len(items) == len(PHQ8_ITEMS) else None))
     return labels
 
 
