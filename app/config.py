@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # preprocessing workers
     workers: int = Field(2, ge=1, description="preprocessing worker processes")
     worker_threads: int = Field(1, ge=1, description="ONNX Runtime threads inside each worker (text encoder)")
+    # Address space a worker may map (RLIMIT_AS), measured: warm (text encoder, face models, numba
+    # kernels) VmPeak 821 MiB, VmRSS 336 MiB; after a 70 s video VmPeak 1.5 GiB; after 3 h of audio
+    # (the longest input cut) VmPeak 3.8 GiB. 6 GiB leaves room for a 3 h video and still stops
+    # a decompression bomb before the OOM killer picks a process.
     worker_memory_bytes: int = Field(
         6 << 30, ge=0, description="address-space cap of each worker (0: none); beyond it the request gets 422"
     )

@@ -8,7 +8,6 @@ else. This module imports neither torch nor the web stack, so ``training/`` and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -347,14 +346,6 @@ def io_specs(
         ),
     )
     return inputs, outputs
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def severity_band(total: float) -> str:

@@ -1,4 +1,5 @@
-"""Domain errors, each with the HTTP status and the stable problem type it maps to.
+"""The error catalogue: every domain error, each with the HTTP status and the stable problem
+type it maps to, and the one builder of the RFC 9457 problem body (``problem_body``).
 
 Messages never carry user content (no transcript text, no filenames): they say what
 was wrong with which field.
@@ -7,6 +8,18 @@ was wrong with which field.
 from __future__ import annotations
 
 PROBLEM_BASE = "https://phq-fusion.example/problems/"
+
+
+def problem_body(status: int, type_: str, title: str, detail: str, instance: str | None, **extra: object) -> dict:
+    """The RFC 9457 body of every error answer (and of a failed job); ``instance`` is the request id."""
+    return {
+        "type": PROBLEM_BASE + type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
 
 
 class ServiceError(Exception):
@@ -23,14 +36,7 @@ class ServiceError(Exception):
 
     def problem_body(self, instance: str | None) -> dict[str, object]:
         """The RFC 9457 body this error is answered with (app/api/problems.py), e.g. kept in a failed job."""
-        return {
-            "type": PROBLEM_BASE + self.type,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "instance": instance,
-            **self.extra,
-        }
+        return problem_body(self.status, self.type, self.title, self.detail, instance, **self.extra)
 
     def __reduce__(self):
         # errors raised in a worker cross a pipe: keep the keyword state on the way
@@ -42,6 +48,13 @@ def _rebuild(cls: type[ServiceError], detail: str, headers: dict[str, str], extr
     Exception.__init__(error, detail)
     error.detail, error.headers, error.extra = detail, headers, extra
     return error
+
+
+class InternalError(ServiceError):
+    """A bug: answered without any detail of it (the log has its type and frames)."""
+
+    def __init__(self, detail: str = "an unexpected error occurred") -> None:
+        super().__init__(detail)
 
 
 class BadRequestError(ServiceError):
@@ -91,6 +104,18 @@ class OverloadedError(ServiceError):
 
     def __init__(self, detail: str, retry_after_s: int = 5) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class WorkerCrashError(ServiceError):
+    status, type, title = 500, "worker-crashed", "Preprocessing worker crashed"
+
+
+class ResourceLimitError(ServiceError):
+    status, type, title = 422, "resource-limit", "Input needs more memory than a worker may use"
+
+
+class PreprocessingError(ServiceError):
+    status, type, title = 500, "preprocessing-failed", "Preprocessing failed"
 
 
 class ProcessingTimeoutError(ServiceError):

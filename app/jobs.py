@@ -1,6 +1,6 @@
 """Async jobs: a prediction accepted now (202) and answered later (GET /jobs/{id}).
 
-The route receives and validates the upload during its POST (``app.api.pipeline``), then
+The route receives and validates the upload during its POST (``app.pipeline.service``), then
 hands the work here. Each job is an asyncio task in this process: it waits its turn for a
 prediction admission slot, runs the same pipeline as /predict (worker pool with its time
 limit, batcher), and leaves its answer or its problem in the ``JobStore`` for ``job_ttl_s``.
@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from app.admission import MAX_RETRY_AFTER_S, Admission
-from app.errors import JobNotFoundError, OverloadedError, ServiceError, TooManyJobsError
+from app.errors import InternalError, JobNotFoundError, OverloadedError, ServiceError, TooManyJobsError
 from app.job_store import JobRecord, JobStatus, JobStore, JobStoreFull
 from app.metrics import JOB_STATUSES, Metrics
 
@@ -195,8 +195,7 @@ class JobManager:
         except Exception as error:
             # logged by type and frames only (app.main.JsonLogFormatter): messages may hold content
             log.error("a job failed with an unexpected %s", type(error).__name__, exc_info=error)
-            unexpected = ServiceError("an unexpected error occurred")
-            await self._finish(job_id, "failed", error=unexpected.problem_body(request_id))
+            await self._finish(job_id, "failed", error=InternalError().problem_body(request_id))
         else:
             await self._finish(job_id, "done", progress=1.0, result=answer.model_dump(mode="json"))
 

@@ -7,11 +7,10 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
-import anyio
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -20,19 +19,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from app.admission import Admission, RateLimiter
 from app.api import problems
 from app.api.routes import health, jobs, predict
 from app.config import Settings
-from app.fusion.batcher import FusionBatcher
-from app.fusion.runner import FusionRunner, provider_list
-from app.fusion.store import check_contract, load_fusion, text_encoder_dir
-from app.job_store import InMemoryJobStore
-from app.jobs import JobManager
+from app.errors import InternalError
 from app.metrics import Metrics
 from app.services import Services
-from app.upload import sweep_stale_folders
-from app.workers import WorkerPool
+from app.startup import running_services
 
 log = logging.getLogger("app")
 
@@ -79,97 +72,20 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
-async def load_services(settings: Settings, metrics: Metrics) -> Services:
-    # a request lives at most its upload, its time limit and the inference: older folders are orphans
-    swept = sweep_stale_folders(settings.spool_dir, older_than_s=settings.request_timeout_s + 3600)
-    if swept:
-        log.warning("removed %d upload folders left by an earlier process", swept)
-    model = load_fusion(settings.model_store, settings.fusion_version)
-    features = model.manifest.features
-    # refuse to start when the extractors cannot produce what the manifest declares
-    await anyio.to_thread.run_sync(check_contract, features, settings.model_store)
-    runner = FusionRunner(model, settings)
-    await anyio.to_thread.run_sync(runner.warm_up, settings.batch_max_windows)
-    workers = WorkerPool(
-        settings.workers,
-        settings.model_store,
-        text_encoder_dir(settings.model_store, features),
-        settings.worker_threads,
-        memory_limit_bytes=settings.worker_memory_bytes,
-        providers=provider_list(settings),
-        on_replace=lambda cause: metrics.worker_replacements_total.labels(cause=cause).inc(),
-    )
-    await workers.start()
-    manifest = model.manifest
-    metrics.model_info.info(
-        {
-            "name": manifest.name,
-            "version": str(manifest.version),
-            "training_data": manifest.provenance.training_data,
-            "clinically_validated": str(manifest.provenance.clinically_validated).lower(),
-            "provider": runner.provider,
-        }
-    )
-    for provider in runner.providers:
-        metrics.session_provider.labels(model="fusion", provider=provider).set(1 if provider == runner.provider else 0)
-    for worker_model, providers in workers.session_providers().items():
-        metrics.session_provider.labels(model=worker_model, provider=providers[0]).set(1)
-    batcher = FusionBatcher(
-        runner, metrics, max_batch_windows=settings.batch_max_windows, max_wait_ms=settings.batch_max_wait_ms
-    )
-    await batcher.start()  # nothing above can fail and leave its task behind
-    admission = Admission(running=settings.workers, waiting=settings.max_waiting_requests)
-    jobs = JobManager(
-        InMemoryJobStore(),  # one replica; a shared store for several (docs/jobs.md)
-        metrics,
-        admission,
-        ttl_s=settings.job_ttl_s,
-        max_jobs=settings.max_jobs,
-        delete_on_read=settings.job_delete_on_read,
-        job_slots=settings.workers,
-    )
-    await jobs.start()  # its sweeper cannot fail either
-    log.info(
-        "serving fusion/%s on %s (batches of up to %d windows, %.1f ms wait)",
-        manifest.version,
-        runner.provider,
-        settings.batch_max_windows,
-        settings.batch_max_wait_ms,
-    )
-    return Services(
-        settings=settings,
-        metrics=metrics,
-        model=model,
-        runner=runner,
-        batcher=batcher,
-        workers=workers,
-        admission=admission,
-        rate_limiter=RateLimiter(settings.rate_limit_per_minute),
-        jobs=jobs,
-        ready=True,
-    )
+# builds the services for the app's lifetime and stops them after (app.startup.running_services)
+ServicesFactory = Callable[[Settings, Metrics], AbstractAsyncContextManager[Services]]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, services: ServicesFactory = running_services) -> FastAPI:
+    """The REST transport over the services ``services(settings, metrics)`` builds at start-up."""
     settings = settings or Settings()
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await load_services(settings, metrics)
-        app.state.services = services
-        try:
+        async with services(settings, metrics) as running:
+            app.state.services = running
             yield
-        finally:
-            services.ready = False
-            try:
-                # first: cancelling a running job kills its worker and removes its upload folder
-                await services.jobs.stop()
-            finally:
-                try:
-                    await services.batcher.stop()  # finishes queued inferences (bounded), refuses new ones
-                finally:
-                    await anyio.to_thread.run_sync(services.workers.close)
 
     app = FastAPI(
         title="PHQ-8 fusion service",
@@ -232,9 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:
             # a bug: answered here so the 500 still carries the request id; logged by type and frames
             log.error("unhandled %s", type(exc).__name__, exc_info=exc, extra={"request_id": request.state.request_id})
-            response = problems.problem(
-                500, "internal-error", "Internal error", "an unexpected error occurred", request
-            )
+            response = problems.error_response(InternalError(), request)
         elapsed = time.perf_counter() - started
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")

@@ -1,20 +1,35 @@
-"""The model store: find the fusion version to serve, verify it, check its contract.
+"""The model store's layout, and nothing else: versions, folders, manifests, checksums.
 
-Layout (as Triton's model repository): ``<store>/<model>/<version>/<files>``.
+Layout (as Triton's model repository): ``<store>/<model>/<version>/<files>``. This module
+reads files only; it loads no model and imports no extractor, so every stage (training,
+the start-up checks, the workers) can ask it where things are.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from app.contract import FeatureSpec, FusionManifest
 
-from app.contract import FeatureSpec, FusionManifest, sha256_file
+MODEL_FILE = "model.onnx"
+PROVENANCE_FILE = "provenance.json"
+# the face models the visual extractor runs, each at the one version it was built for
+FACE_MODELS = {"face_detector": 1, "face_landmarks": 1, "iris_landmarks": 1}
+FACE_GEOMETRY = ("face_geometry", 1, "canonical_face.json")
 
 
 class ModelStoreError(RuntimeError):
     """The store cannot serve: missing version, bad checksum or a contract the extractors cannot meet."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,24 @@ def versions(store: Path, model: str) -> list[int]:
     if not folder.is_dir():
         return []
     return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def model_dir(store: Path, model: str, version: int) -> Path:
+    return Path(store) / model / str(version)
+
+
+def face_model_dirs(store: Path) -> dict[str, Path]:
+    """Each face model's version folder, by model name."""
+    return {name: model_dir(store, name, version) for name, version in FACE_MODELS.items()}
+
+
+def face_geometry_file(store: Path) -> Path:
+    name, version, file = FACE_GEOMETRY
+    return model_dir(store, name, version) / file
+
+
+def text_encoder_dir(store: Path, features: FeatureSpec) -> Path:
+    return model_dir(store, features.text.encoder, features.text.encoder_version)
 
 
 def _fusion_version(store: Path, version: int | None) -> int:
@@ -52,7 +85,7 @@ def fusion_catalogue(store: Path, served: int) -> list[dict[str, object]]:
     for version in sorted(versions(store, "fusion"), reverse=True):
         entry: dict[str, object] = {"version": version, "path": f"fusion/{version}", "served": version == served}
         try:
-            provenance = FusionManifest.load(Path(store) / "fusion" / str(version) / "manifest.json").provenance
+            provenance = FusionManifest.load(model_dir(store, "fusion", version) / "manifest.json").provenance
         except (OSError, ValueError) as exc:
             entry["error"] = f"manifest not readable ({type(exc).__name__})"
         else:
@@ -68,12 +101,14 @@ def fusion_catalogue(store: Path, served: int) -> list[dict[str, object]]:
 
 def served_model_dir(store: Path = Path("model_store")) -> Path:
     """The folder of the fusion version served by default (the highest)."""
-    return Path(store) / "fusion" / str(_fusion_version(store, None))
+    return model_dir(store, "fusion", _fusion_version(store, None))
 
 
 def load_fusion(store: Path, version: int | None = None) -> FusionModel:
+    """The fusion version asked for (the highest when None), its manifest read and its
+    weights checked against the manifest's sha256."""
     chosen = _fusion_version(store, version)
-    folder = Path(store) / "fusion" / str(chosen)
+    folder = model_dir(store, "fusion", chosen)
     try:
         manifest = FusionManifest.load(folder / "manifest.json")
     except (OSError, ValueError) as exc:
@@ -86,54 +121,3 @@ def load_fusion(store: Path, version: int | None = None) -> FusionModel:
     if sha256_file(model.model_path) != manifest.sha256:
         raise ModelStoreError(f"fusion/{chosen}/{manifest.model_file} does not match the manifest's sha256")
     return model
-
-
-def text_encoder_dir(store: Path, features: FeatureSpec) -> Path:
-    return Path(store) / features.text.encoder / str(features.text.encoder_version)
-
-
-def check_contract(features: FeatureSpec, store: Path) -> None:
-    """Run the serve-time extractors once on generated input and compare with the manifest.
-
-    Raises ModelStoreError naming the manifest field the extractors cannot meet.
-    """
-    from app.features.audio import audio_features
-    from app.features.text import TextEncoder
-
-    # audio: one second of a tone through the real log-mel path
-    t = np.arange(features.audio.sample_rate, dtype=np.float32) / features.audio.sample_rate
-    produced = audio_features(0.1 * np.sin(2 * np.pi * 220.0 * t), features.audio)
-    expected_frames = 1 + features.audio.sample_rate // features.audio.hop_length
-    if produced.frames.shape != (expected_frames, features.audio.n_mels):
-        raise ModelStoreError(
-            f"features.audio.n_mels: extractor produced {produced.frames.shape[1]} bands, manifest says "
-            f"{features.audio.n_mels}"
-        )
-    # text: the encoder the manifest names must exist and embed to its dimension
-    folder = text_encoder_dir(store, features)
-    if not folder.is_dir():
-        raise ModelStoreError(
-            f"features.text.encoder/encoder_version: {features.text.encoder}/{features.text.encoder_version} "
-            "is not in the model store"
-        )
-    encoder = TextEncoder(folder, max_tokens=features.text.max_tokens)
-    encoder.verify()
-    dim = encoder.embed(["contract check"]).shape[1]
-    if dim != features.text.dim:
-        raise ModelStoreError(f"features.text.dim: the encoder gives {dim}, manifest says {features.text.dim}")
-    # visual: the extractor must make every channel of the model's profile; the face models must load
-    from app.features import visual_space
-
-    if not visual_space.producible(features.visual):
-        missing = [c for c in features.visual.channel_names if c not in visual_space.FULL_CHANNELS]
-        raise ModelStoreError(
-            f"features.visual.profile: {features.visual.profile!r} needs channels this server's extractor "
-            f"cannot produce ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); it produces the "
-            f"profiles {', '.join(visual_space.producible_profiles())}"
-        )
-    from app.features.visual import FaceModelError, FaceModels
-
-    try:
-        FaceModels(store)
-    except (FaceModelError, OSError) as exc:
-        raise ModelStoreError(f"features.visual: the face models cannot be loaded ({exc})") from exc

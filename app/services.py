@@ -1,18 +1,35 @@
 """What a running app holds: settings, metrics, the model, its runner and batcher, the
-worker pool, the admission and rate limits in front of them, and the async jobs."""
+extraction workers, the admission and rate limits in front of them, the async jobs, and the
+pipeline every entry point calls. Built by the composition root (``app.startup``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.admission import Admission, RateLimiter
 from app.config import Settings
 from app.fusion.batcher import FusionBatcher
 from app.fusion.runner import FusionRunner
-from app.fusion.store import FusionModel
 from app.jobs import JobManager
 from app.metrics import Metrics
-from app.workers import WorkerPool
+from app.model_store import FusionModel
+from app.pipeline.extraction import Extracted, ExtractionJob
+from app.pipeline.service import Pipeline
+
+
+class Workers(Protocol):
+    """Where extraction runs: the worker pool (``ExtractionPool``), or a thread in tests."""
+
+    async def run(self, job: ExtractionJob, timeout_s: float) -> Extracted: ...
+
+    async def start(self) -> None: ...
+
+    def alive(self) -> bool: ...
+
+    def session_providers(self) -> dict[str, list[str]]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -21,9 +38,10 @@ class Services:
     metrics: Metrics
     model: FusionModel
     runner: FusionRunner
-    batcher: FusionBatcher  # every /predict inference goes through it
-    workers: WorkerPool
+    batcher: FusionBatcher  # every inference goes through it
+    workers: Workers
     admission: Admission
     rate_limiter: RateLimiter
     jobs: JobManager  # POST /jobs: processed in this process, records in its store
+    pipeline: Pipeline  # what every entry point calls
     ready: bool = False

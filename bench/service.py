@@ -238,7 +238,7 @@ def decode_every_frame(path: Path) -> int:
 def decode_sampled(path: Path) -> int:
     """The visual extractor's own sampler: every frame decoded, the 10 Hz ticks converted to RGB."""
     from app.contract import VisualSpec
-    from app.features.visual import VideoSampler
+    from app.features.visual.sampling import VideoSampler
 
     return sum(1 for _ in VideoSampler(path, VisualSpec().rate_hz))
 
@@ -585,7 +585,7 @@ def measure_fusion(rounds: int, calls_per_round: int) -> dict:
     from app.config import Settings
     from app.contract import MODALITIES, FusionManifest
     from app.fusion.runner import session_options
-    from app.fusion.store import versions
+    from app.model_store import versions
     from training.export import random_inputs
     from training.network import INPUT_NAMES, FusionNet
 

@@ -149,7 +149,10 @@ def decode_all(path: Path) -> None:
 
 def measure_clip(motion: str, args: argparse.Namespace, workdir: Path, python: Path | None, versions: dict) -> dict:
     from app.contract import VisualSpec
-    from app.features.visual import FaceModels, VideoSampler, VisualExtractor
+    from app.features.visual.models import FaceModels
+    from app.features.visual.sampling import VideoSampler
+    from app.features.visual.tracking import VisualExtractor
+    from app.runtime import RuntimeConfig
     from tests.media import face_frames, write_video
 
     spec = VisualSpec()
@@ -168,7 +171,8 @@ def measure_clip(motion: str, args: argparse.Namespace, workdir: Path, python: P
     np.save(frames_npy, np.stack(sampled))
 
     extractors = {
-        threads: VisualExtractor(FaceModels(MODEL_STORE, intra_op_threads=threads), spec) for threads in (1, 2)
+        threads: VisualExtractor(FaceModels(MODEL_STORE, RuntimeConfig(intra_op_threads=threads)), spec)
+        for threads in (1, 2)
     }
 
     def faces_of(result) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.contract import FusionManifest
-from app.fusion.store import versions
+from app.model_store import versions
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_STORE = ROOT / "model_store"

@@ -15,13 +15,14 @@ from app.config import Settings
 from app.errors import OverloadedError
 from app.fusion.batcher import FusionBatcher
 from app.fusion.runner import FusionOutput, FusionRunner
-from app.fusion.store import FusionModel, load_fusion
 from app.metrics import Metrics
+from app.model_store import FusionModel, load_fusion
+from app.runtime import RuntimeConfig
 from app.windows import AudioTrack, VisualTrack, WindowBatch, build_windows
 from tests.conftest import FUSION_VERSION, MODEL_STORE
 
 T = TypeVar("T")
-SETTINGS = Settings(providers=["cpu"], intra_op_threads=1)
+SETTINGS = RuntimeConfig.for_fusion(Settings(providers=["cpu"], intra_op_threads=1))
 # one of them larger than the max batch of the shared-run tests (16)
 SIZES = (1, 3, 40, 7, 16, 2, 25, 1, 5)
 

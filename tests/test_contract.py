@@ -7,7 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from app.contract import PHQ8_ITEMS, FeatureSpec, FusionManifest, io_specs, severity_band, sha256_file
+from app.contract import PHQ8_ITEMS, FeatureSpec, FusionManifest, io_specs, severity_band
+from app.model_store import sha256_file
 from tests.conftest import FUSION_DIR
 
 

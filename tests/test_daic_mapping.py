@@ -9,8 +9,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from app.contract import VISUAL_PROFILES, VisualSpec
-from app.features.visual import head_pose
-from app.features.visual_space import normalise_face
+from app.features.visual.pose import head_pose
+from app.features.visual.space import normalise_face
 from training.daic import mapping
 from training.synth.face import load_canonical_face
 

@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 from app.contract import ACTION_UNITS, FeatureSpec, VisualSpec
 from app.features import audio as audio_features
 from app.features.text import TextEncoder
-from app.features.visual_space import euler_angles, normalise_face
+from app.features.visual.space import euler_angles, normalise_face
 from tests import fake_daic
 from training.daic.mapping import serve_face_model
 from training.daic.sessions import (

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from app.contract import FeatureSpec, FusionManifest, VisualSpec, io_specs
-from app.features.visual_space import FULL_CHANNELS, FULL_DIM, profile_frames
-from app.fusion.store import ModelStoreError, check_contract, fusion_catalogue, load_fusion, versions
+from app.features.visual.space import FULL_CHANNELS, FULL_DIM, profile_frames
+from app.model_store import ModelStoreError, fusion_catalogue, load_fusion, versions
+from app.startup import check_contract
 from tests.conftest import FUSION_DIR, MODEL_STORE
 
 

@@ -6,18 +6,19 @@ import numpy as np
 import onnxruntime as ort
 
 from app.config import Settings
-from app.fusion.runner import FusionRunner, provider_list
-from app.fusion.store import load_fusion
+from app.fusion.runner import FusionRunner
+from app.model_store import load_fusion
+from app.runtime import RuntimeConfig, provider_list
 from tests.conftest import FUSION_VERSION, MODEL_STORE
 from tests.test_batcher import random_windows
 
-SETTINGS = Settings(providers=["cpu"], intra_op_threads=1)
+SETTINGS = RuntimeConfig.for_fusion(Settings(providers=["cpu"], intra_op_threads=1))
 
 
 def test_io_binding_gives_the_same_outputs_as_a_plain_run() -> None:
     model = load_fusion(MODEL_STORE, FUSION_VERSION)
     plain, bound = FusionRunner(model, SETTINGS), FusionRunner(model, SETTINGS, io_binding=True)
-    assert not plain.io_binding and bound.io_binding  # on by default only on CUDA
+    assert not plain.runtime.io_binding and bound.runtime.io_binding  # on by default only on CUDA
     for count in (1, 5):
         windows = random_windows(model, count, seed=count)
         a, b = plain.run(windows), bound.run(windows)
@@ -28,14 +29,14 @@ def test_io_binding_gives_the_same_outputs_as_a_plain_run() -> None:
 def test_the_warm_up_runs_every_batch_shape_up_to_the_maximum() -> None:
     runner = FusionRunner(load_fusion(MODEL_STORE, FUSION_VERSION), SETTINGS)
     shapes: list[int] = []
-    run = runner.session.run
+    run = runner.runtime.session.run
 
     class Recording:  # the real session, with the batch sizes it was given written down
         def run(self, outputs, feed):
             shapes.append(feed["modality_mask"].shape[0])
             return run(outputs, feed)
 
-    runner.session = Recording()  # type: ignore[assignment]
+    runner.runtime.session = Recording()  # type: ignore[assignment]
     runner.warm_up(max_batch=4)
     assert shapes == [1, 2, 3, 4]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from app.contract import PHQ8_ITEMS, VisualSpec
-from app.features.ibug68 import MEDIAPIPE_TO_IBUG68
-from app.features.visual_space import euler_angles
+from app.features.visual.ibug68 import MEDIAPIPE_TO_IBUG68
+from app.features.visual.space import euler_angles
 from training.synth.face import CANONICAL_FACE_PATH, face_session, load_canonical_face
 
 SPEC = VisualSpec()

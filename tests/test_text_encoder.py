@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.contract import TextSpec, sha256_file
+from app.contract import TextSpec
 from app.features.text import DEFAULT_MAX_TOKENS, TextEncoder, TextEncoderIntegrityError
+from app.model_store import sha256_file
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "model_store" / "text_encoder" / "1"
 

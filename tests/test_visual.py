@@ -11,25 +11,14 @@ import numpy as np
 import pytest
 
 from app.contract import VisualSpec
-from app.features.ibug68 import EYES, MOUTH
-from app.features.visual import (
-    ANCHORS,
-    NOTE_SEVERAL_FACES,
-    Detection,
-    FaceModels,
-    Roi,
-    VideoSampler,
-    VisualExtractor,
-    crop,
-    decode_detections,
-    head_pose,
-    primary_face,
-    roi_from_detection,
-    similarity_fit,
-    to_image,
-    weighted_nms,
-)
-from app.features.visual_space import euler_angles, rotation_matrix
+from app.features.visual.detection import ANCHORS, Detection, decode_detections, primary_face, weighted_nms
+from app.features.visual.geometry import Roi, crop, roi_from_detection, to_image
+from app.features.visual.ibug68 import EYES, MOUTH
+from app.features.visual.models import FaceModels
+from app.features.visual.pose import head_pose, similarity_fit
+from app.features.visual.sampling import VideoSampler
+from app.features.visual.space import euler_angles, rotation_matrix
+from app.features.visual.tracking import NOTE_SEVERAL_FACES, VisualExtractor
 from tests.conftest import MODEL_STORE
 from tests.media import FACE_CROP, _pose, face_frames, write_video
 from training.synth.face import load_canonical_face

@@ -22,18 +22,20 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app.errors import CorruptMediaError, ProcessingTimeoutError
-from app.workers import (
-    DEFAULT_WORKER_MEMORY_LIMIT_BYTES,
+from app.config import Settings
+from app.errors import (
+    CorruptMediaError,
     PreprocessingError,
-    ProcessPool,
+    ProcessingTimeoutError,
     ResourceLimitError,
     WorkerCrashError,
-    WorkerPool,
-    WorkerStartError,
 )
+from app.pipeline.extraction import InputLimits
+from app.runtime import RuntimeConfig
+from app.workers.extraction import DEFAULT_WORKER_MEMORY_LIMIT_BYTES, ExtractionPool
+from app.workers.pool import ProcessPool, WorkerStartError
 from tests import worker_jobs
-from tests.conftest import MODEL_STORE, ROOT, TEXT_ENCODER_DIR
+from tests.conftest import MODEL_STORE, ROOT
 
 MEMORY_LIMIT = 1 << 30  # far above a test worker's needs, far below what `allocate` asks for
 T = TypeVar("T")
@@ -385,7 +387,7 @@ def test_workers_die_when_the_parent_process_is_killed(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import asyncio, sys
-        from app.workers import ProcessPool
+        from app.workers.pool import ProcessPool
         from tests import worker_jobs
 
         async def main():
@@ -421,9 +423,10 @@ def test_service_pool_warms_the_real_models_and_extracts_under_the_default_memor
 ) -> None:
     # the one test with the real initializer (text encoder, face models, numba): it proves the
     # default address-space limit leaves room for ONNX Runtime and numba; a few seconds
-    from app.features.extract import ExtractionJob
+    from app.pipeline.extraction import ExtractionJob
 
-    pool = WorkerPool(1, MODEL_STORE, TEXT_ENCODER_DIR, 1)
+    settings = Settings(providers=["cpu"])
+    pool = ExtractionPool(1, MODEL_STORE, fusion_manifest.features, RuntimeConfig.for_workers(settings))
     assert pool.memory_limit_bytes == DEFAULT_WORKER_MEMORY_LIMIT_BYTES
     runner(pool.start())
     try:
@@ -431,9 +434,11 @@ def test_service_pool_warms_the_real_models_and_extracts_under_the_default_memor
             "I have been feeling pretty down over the last couple of weeks. Most nights I lie awake and "
             "I cannot get back to sleep. Work has been hard because I keep losing focus in meetings."
         )
-        job = ExtractionJob(features=fusion_manifest.features, model_store=MODEL_STORE, transcript=text.encode())
+        job = ExtractionJob(
+            features=fusion_manifest.features, limits=InputLimits.from_settings(settings), transcript=text.encode()
+        )
         extracted = runner(pool.run(job, 120))
-        assert extracted.reports["text"]["used"]
+        assert extracted.reports["text"].used
         # the warm-up reports the providers its sessions really run on (CPU here: no GPU build)
         providers = pool.session_providers()
         assert set(providers) == {"text_encoder", "face_detector", "face_landmarks", "iris_landmarks"}

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.features.ibug68 import MEDIAPIPE_TO_IBUG68, MESH_POINTS
+from app.features.visual.ibug68 import MEDIAPIPE_TO_IBUG68, MESH_POINTS
 from training.build_support import MEDIAPIPE_VERSION, MEDIAPIPE_WHEEL, download_mediapipe_wheel, sha256_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

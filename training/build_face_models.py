@@ -229,21 +229,12 @@ def rotated_square_crop(
 
     Returns the patch and the 2x3 affine that maps patch pixels to image pixels.
     """
-    import cv2
+    from app.features.visual.geometry import Roi, warp_square
 
-    cos, sin = math.cos(rotation), math.sin(rotation)
-    scale = side / out_size
-    linear = np.array([[cos, -sin], [sin, cos]]) * scale
-    offset = np.asarray(centre_xy, dtype=np.float64) - linear @ np.array([out_size / 2, out_size / 2])
-    patch_to_image = np.hstack([linear, offset[:, None]])
-    patch = cv2.warpAffine(
-        image_rgb,
-        patch_to_image,
-        (out_size, out_size),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    return patch, patch_to_image
+    roi = Roi(centre=np.asarray(centre_xy, dtype=np.float64), side=side, angle=rotation)
+    patch_to_image = roi.crop_to_image(out_size)
+    # pixel indices as the affine's coordinates (no half-pixel shift): the crop the build's parity figures used
+    return warp_square(image_rgb, patch_to_image, out_size), patch_to_image
 
 
 def to_image(points_xy: np.ndarray, patch_to_image: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from app.contract import MODALITIES, FeatureSpec
-from app.features.visual_space import profile_frames
+from app.features.visual.space import profile_frames
 from app.windows import AudioTrack, TextTrack, VisualTrack, build_windows
 from training.synth.corpus import load_session
 

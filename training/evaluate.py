@@ -21,7 +21,7 @@ import numpy as np
 
 from app.contract import MODALITIES, FeatureSpec, FusionManifest, OutputSemantics
 from app.fusion.aggregate import aggregate
-from app.fusion.store import served_model_dir, text_encoder_dir
+from app.model_store import served_model_dir, text_encoder_dir
 from training.data import WindowSet, modality_subsets, regression_metrics, restrict
 
 RunFn = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from app.contract import MODALITIES, FusionManifest
-from app.fusion.store import served_model_dir
+from app.model_store import served_model_dir
 from training.data import load_windows
 from training.evaluate import onnx_runner, predict_participants
 from training.synth.corpus import build_corpus

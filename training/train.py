@@ -42,10 +42,9 @@ from app.contract import (
     Provenance,
     VisualSpec,
     io_specs,
-    sha256_file,
 )
-from app.features.visual_space import producible_profiles
-from app.fusion.store import versions
+from app.features.visual.space import producible_profiles
+from app.model_store import sha256_file, versions
 from training.daic.files import DaicFileError
 from training.data import WindowSet, load_windows
 from training.evaluate import (

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from app.contract import VisualSpec
-from app.features.visual import FaceModels, VisualExtractor
+from app.features.visual.models import FaceModels
+from app.features.visual.tracking import VisualExtractor
 from training.synth.face import face_session
 
 CALIBRATION_PATH = Path(__file__).resolve().parent / "synth" / "face_calibration.json"

@@ -17,10 +17,10 @@ from app.answer.schema import (
     TimelineWindow,
 )
 from app.contract import MODALITIES, severity_band
-from app.features.extract import Extracted
 from app.fusion.aggregate import aggregate
 from app.fusion.runner import FusionOutput
-from app.fusion.store import FusionModel
+from app.model_store import FusionModel
+from app.windows import WindowBatch
 
 SYNTHETIC_WARNING = "the model was trained on synthetic data only; its output is not clinically meaningful"
 
@@ -33,7 +33,9 @@ def build_answer(
     request_id: str,
     model: FusionModel,
     provider: str,
-    extracted: Extracted,
+    windows: WindowBatch,
+    reports: dict[str, ModalityReport],
+    extraction_warnings: list[str],
     output: FusionOutput,
     include_timeline: bool,
     interval_level: float,
@@ -41,7 +43,6 @@ def build_answer(
 ) -> PredictResponse:
     manifest = model.manifest
     semantics = manifest.semantics
-    windows = extracted.windows
     agg = aggregate(output.item_probs, output.modality_weights, windows.coverage, semantics, interval_level)
     total = float(np.clip(agg.total, semantics.total_min, semantics.total_max))
     items = [
@@ -60,7 +61,7 @@ def build_answer(
             )
             for k in range(windows.size)
         ]
-    warnings = list(extracted.warnings)
+    warnings = list(extraction_warnings)
     if manifest.provenance.training_data == "synthetic":
         warnings.append(SYNTHETIC_WARNING)
     if not manifest.provenance.clinically_validated:
@@ -89,7 +90,7 @@ def build_answer(
             per_item={name: _weights(w) for name, w in zip(semantics.items, agg.modality_weights, strict=True)},
         ),
         timeline=timeline,
-        inputs=Inputs(**{m: ModalityReport(**extracted.reports[m]) for m in MODALITIES}),
+        inputs=Inputs(**reports),
         timings_ms={k: round(v, 2) for k, v in timings_ms.items()},
         warnings=warnings,
     )

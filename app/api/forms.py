@@ -2,16 +2,19 @@
 
 The route parses the body itself (``app.upload.form``), so FastAPI cannot derive the
 request body from parameters; the schema below is generated from the same definitions
-the parser and the validator use.
+the parser and the validator (``app.pipeline.interview.PredictOptions``) use.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.requests import ClientDisconnect, Request
 
 from app.config import Settings
-from app.errors import BadRequestError
-from app.upload.form import FormSpec
+from app.pipeline.interview import PredictOptions, Receive
+from app.upload.form import BodyInterrupted, FormBody, FormSpec, ReceivedForm, receive_form
 
 FILE_FIELDS = {
     "video": "interview video (mp4, mov, webm, mkv); its audio track feeds the audio branch unless `audio` is given",
@@ -20,21 +23,6 @@ FILE_FIELDS = {
 }
 # the caps of short text fields; transcript_text shares the transcript cap
 OPTION_BYTES = {"participant_speaker": 256, "include_timeline": 16, "model_version": 32}
-
-
-class PredictOptions(BaseModel):
-    """The form's text fields, validated after the body is in."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    transcript_text: str | None = Field(None, description="the transcript as text instead of a file")
-    participant_speaker: str | None = Field(
-        None, min_length=1, max_length=128, description="speaker label of the patient in the transcript"
-    )
-    include_timeline: bool = Field(True, description="include the per-window timeline")
-    model_version: int | None = Field(
-        None, ge=1, le=2**31 - 1, description="fusion model version; the served one when unset"
-    )
 
 
 # what the form's own refusals mean, the same on every route that takes the form
@@ -54,13 +42,24 @@ def predict_form_spec(settings: Settings) -> FormSpec:
     )
 
 
-def parse_options(fields: dict[str, str]) -> PredictOptions:
+def form_receiver(request: Request, settings: Settings) -> Receive:
+    """How the pipeline receives this request's form: its body streamed into the folder it gives."""
+    spec = predict_form_spec(settings)
+
+    async def receive(folder: Path) -> ReceivedForm:
+        headers = request.headers
+        body = FormBody(headers.get("content-type"), headers.get("content-length"), _chunks(request))
+        return await receive_form(body, folder, spec)
+
+    return receive
+
+
+async def _chunks(request: Request) -> AsyncIterator[bytes]:
     try:
-        return PredictOptions.model_validate(fields)
-    except ValidationError as exc:
-        # locations and messages only: the submitted values are never echoed
-        errors = [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()]
-        raise BadRequestError("a form field is not valid", errors=errors) from exc
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect as exc:
+        raise BodyInterrupted from exc
 
 
 def request_body_schema() -> dict:

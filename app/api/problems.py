@@ -1,8 +1,9 @@
-"""RFC 9457 problem+json responses for every error the API returns."""
+"""RFC 9457 problem+json responses for every error the API returns; the bodies come from the
+error catalogue's one builder (``app.errors.problem_body``). The one 500 handler is the
+request middleware in ``app.main`` (it answers with ``InternalError``)."""
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -11,9 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import PROBLEM_BASE, ServiceError
+from app.errors import PROBLEM_BASE, ServiceError, problem_body
 
-log = logging.getLogger("app.api")
 MEDIA_TYPE = "application/problem+json"
 
 
@@ -52,21 +52,24 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: object,
 ) -> JSONResponse:
-    body = {
-        "type": PROBLEM_BASE + type_,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": getattr(request.state, "request_id", None),
-        **extra,
-    }
+    body = problem_body(status, type_, title, detail, _request_id(request), **extra)
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def error_response(exc: ServiceError, request: Request) -> JSONResponse:
+    """A catalogued error as its problem+json answer."""
+    body = exc.problem_body(_request_id(request))
+    return JSONResponse(body, status_code=exc.status, media_type=MEDIA_TYPE, headers=exc.headers)
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return problem(exc.status, exc.type, exc.title, exc.detail, request, exc.headers, **exc.extra)
+        return error_response(exc, request)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -80,8 +83,3 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(exc.status_code, "http-error")
         return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request, exc.headers)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error %s", type(exc).__name__, extra={"request_id": request.state.request_id})
-        return problem(500, "internal-error", "Internal error", "an unexpected error occurred", request)

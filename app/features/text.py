@@ -25,14 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from app.contract import sha256_file
+from app.model_store import MODEL_FILE, PROVENANCE_FILE, sha256_file
+from app.runtime import CPU_DEFAULT, ModelRuntime, RuntimeConfig, load_model
 
-MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-PROVENANCE_FILE = "provenance.json"
 EMBEDDING_DIM = 384
 # sentence-transformers' max_seq_length for all-MiniLM-L6-v2; app.contract.TextSpec.max_tokens
 DEFAULT_MAX_TOKENS = 256
@@ -48,8 +46,7 @@ class TextEncoder:
     def __init__(
         self,
         model_dir: Path,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
-        intra_op_threads: int = 1,
+        config: RuntimeConfig = CPU_DEFAULT,
         max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         if max_tokens < 2:
@@ -64,17 +61,15 @@ class TextEncoder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=max_tokens)
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self._session = ort.InferenceSession(str(self.model_dir / MODEL_FILE), options, providers=list(providers))
-        self._input_names = {node.name for node in self._session.get_inputs()}
-        self._output_name = self._session.get_outputs()[0].name
-        output_shape = self._session.get_outputs()[0].shape
+        self.runtime: ModelRuntime = load_model("text_encoder", self.model_dir / MODEL_FILE, config)
+        self._output_name = self.runtime.output_names[0]
+        output_shape = self.runtime.output_shape(self._output_name)
         self.dim = int(output_shape[-1]) if isinstance(output_shape[-1], int) else EMBEDDING_DIM
-        # what actually runs: onnxruntime-gpu lists CUDA even where no GPU exists
-        self.providers: list[str] = self._session.get_providers()
+
+    @property
+    def providers(self) -> list[str]:
+        """What really runs: onnxruntime-gpu lists CUDA even where no GPU exists."""
+        return self.runtime.providers
 
     def embed(self, sentences: Sequence[str]) -> np.ndarray:
         """(N, dim) float32, each row L2-normalised; independent of the other sentences."""
@@ -94,8 +89,8 @@ class TextEncoder:
             "attention_mask": np.asarray([encoding.attention_mask], dtype=np.int64),
             "token_type_ids": np.asarray([encoding.type_ids], dtype=np.int64),
         }
-        feeds = {name: value for name, value in feeds.items() if name in self._input_names}
-        (output,) = self._session.run([self._output_name], feeds)
+        feeds = {name: value for name, value in feeds.items() if name in self.runtime.input_names}
+        (output,) = self.runtime.run(feeds, [self._output_name])
         return output[0]
 
     def verify(self) -> dict[str, str]:

@@ -1,45 +1,74 @@
 """One interview's uploads -> model windows and a per-modality report (runs in a worker).
 
-CPU-bound and self-contained: everything it needs arrives in the job, so it runs in
-a worker process and never on the event loop.
+The worker side of the pipeline: probe -> transcript -> features (visual, audio, text) ->
+windows. CPU-bound and self-contained: the job carries the uploads' paths, the manifest's
+feature parameters and the limits; the models arrive loaded (``ExtractionModels``). So it
+runs in a worker process, never on the event loop, and a test can call it directly.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from app.contract import FeatureSpec
+from app.answer.schema import ModalityReport
+from app.config import Settings
+from app.contract import MODALITIES, AudioSpec, FeatureSpec
 from app.errors import CorruptMediaError, NoUsableInputError, TranscriptInvalidError, UnsupportedMediaError
 from app.features import audio as audio_features
-from app.features import visual_space
+from app.features.text import TextEncoder
 from app.features.transcript import TranscriptError, Utterance, parse_transcript, word_count
-from app.fusion.store import text_encoder_dir
+from app.features.visual import space as visual_space
+from app.features.visual.models import FaceModels
+from app.features.visual.sampling import VisualDecodeError
+from app.features.visual.tracking import VisualExtractor
+from app.model_store import text_encoder_dir
 from app.probe import MediaInfo, probe
+from app.runtime import RuntimeConfig
 from app.windows import AudioTrack, TextTrack, VisualTrack, WindowBatch, build_windows
 
 
 @dataclass(frozen=True)
+class InputLimits:
+    """What extraction enforces on one interview; made from the settings, the one source."""
+
+    max_media_seconds: float
+    min_speech_seconds: float
+    min_transcript_words: int
+    max_transcript_bytes: int
+    max_frame_pixels: int
+    max_streams: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InputLimits:
+        return cls(
+            max_media_seconds=settings.max_media_seconds,
+            min_speech_seconds=settings.min_speech_seconds,
+            min_transcript_words=settings.min_transcript_words,
+            max_transcript_bytes=settings.max_transcript_bytes,
+            max_frame_pixels=settings.max_frame_pixels,
+            max_streams=settings.max_streams,
+        )
+
+
+@dataclass(frozen=True)
 class ExtractionJob:
+    """One interview as the worker gets it: where its uploads lie, and what to make of them."""
+
     features: FeatureSpec
-    model_store: Path
+    limits: InputLimits
     video: Path | None = None
     audio: Path | None = None
     transcript: bytes | None = None
     transcript_hint: str | None = None
     transcript_content_type: str | None = None
     participant_speaker: str | None = None
-    max_media_seconds: float = 3 * 3600.0
-    min_speech_seconds: float = 30.0
-    min_transcript_words: int = 25
-    max_transcript_bytes: int = 2 << 20
-    max_frame_pixels: int = 3840 * 2160
-    max_streams: int = 16
 
 
 # audio outside this range is not speech the pipeline can use (or a forged header)
@@ -50,10 +79,16 @@ MIN_FRAME_SIDE = 32
 
 @dataclass
 class Extracted:
+    """The worker's answer: the model windows and a validated report per modality."""
+
     windows: WindowBatch
-    reports: dict[str, dict]
+    reports: dict[str, ModalityReport]
     warnings: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if set(self.reports) != set(MODALITIES):
+            raise ValueError(f"reports must name exactly {MODALITIES}, not {sorted(self.reports)}")
 
 
 @contextmanager
@@ -66,46 +101,50 @@ def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
         timings[name] = timings.get(name, 0.0) + 1000 * (time.perf_counter() - start)
 
 
-CPU_ONLY = ("CPUExecutionProvider",)
-# models loaded once per worker process and reused across its requests
-_loaded: dict[tuple[str, Path], object] = {}
+@dataclass(frozen=True)
+class ExtractionModels:
+    """The models extraction runs, loaded once per worker process and reused across its jobs."""
+
+    text_encoder: TextEncoder
+    face_models: FaceModels
+
+    @classmethod
+    def load(cls, store: Path, features: FeatureSpec, config: RuntimeConfig) -> ExtractionModels:
+        return cls(
+            text_encoder=TextEncoder(text_encoder_dir(store, features), config, max_tokens=features.text.max_tokens),
+            face_models=FaceModels(store, config),
+        )
+
+    def warm(self) -> None:
+        """One run of each model and librosa's numba kernels compiled, before the first job."""
+        self.text_encoder.embed(["warm up"])
+        spec = AudioSpec()
+        audio_features.audio_features(np.zeros(spec.sample_rate, np.float32), spec)
+
+    def providers(self) -> dict[str, list[str]]:
+        """The providers each model family's sessions really run on."""
+        return {"text_encoder": list(self.text_encoder.providers), "face_models": list(self.face_models.providers)}
 
 
-def text_encoder(model_dir: Path, threads: int = 1, providers: Sequence = CPU_ONLY):
-    """The worker's text encoder; threads and providers count on first use (the warm-up)."""
-    from app.features.text import TextEncoder
-
-    key = ("text", model_dir)
-    if key not in _loaded:
-        _loaded[key] = TextEncoder(model_dir, providers=providers, intra_op_threads=threads)
-    return _loaded[key]
+def _absent(reason: str, **report: Any) -> ModalityReport:
+    return ModalityReport(used=False, reason=reason, **report)
 
 
-def face_models(store: Path, threads: int = 1, providers: Sequence = CPU_ONLY):
-    """The worker's face models; threads and providers count on first use (the warm-up)."""
-    from app.features.visual import FaceModels
-
-    key = ("face", store)
-    if key not in _loaded:
-        _loaded[key] = FaceModels(store, providers=providers, intra_op_threads=threads)
-    return _loaded[key]
-
-
-def _absent(reason: str) -> dict:
-    return {"used": False, "reason": reason}
-
-
-def extract(job: ExtractionJob) -> Extracted:
-    features = job.features
+def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
+    """The uploads of ``job`` -> windows and reports; a ServiceError names what is wrong with which input."""
+    features, limits = job.features, job.limits
     timings: dict[str, float] = {}
     warnings: list[str] = []
-    reports: dict[str, dict] = {"visual": _absent("no video given"), "audio": _absent("no audio given")}
-    reports["text"] = _absent("no transcript given")
+    reports = {
+        "visual": _absent("no video given"),
+        "audio": _absent("no audio given"),
+        "text": _absent("no transcript given"),
+    }
 
     # probe: what the uploads hold, before decoding anything
     with _stage(timings, "probe"):
-        video_info = probe(job.video, "video", job.max_streams) if job.video is not None else None
-        audio_info = probe(job.audio, "audio", job.max_streams) if job.audio is not None else None
+        video_info = probe(job.video, "video", limits.max_streams) if job.video is not None else None
+        audio_info = probe(job.audio, "audio", limits.max_streams) if job.audio is not None else None
     if audio_info is not None and not audio_info.has_audio:
         raise UnsupportedMediaError("the audio upload holds no audio stream")
     if audio_info is not None and not _usable_rate(audio_info.sample_rate):
@@ -120,7 +159,7 @@ def extract(job: ExtractionJob) -> Extracted:
         with _stage(timings, "transcript"):
             try:
                 transcript = parse_transcript(
-                    job.transcript, job.transcript_hint, job.transcript_content_type, job.max_transcript_bytes
+                    job.transcript, job.transcript_hint, job.transcript_content_type, limits.max_transcript_bytes
                 )
                 utterances = transcript.participant(job.participant_speaker)
             except TranscriptError as exc:
@@ -137,13 +176,13 @@ def extract(job: ExtractionJob) -> Extracted:
     # visual: faces in the video (after the cheap checks above, so bad text fails fast)
     visual_track = None
     if video_info is not None:
-        skip = _unusable_frames(video_info, job.max_frame_pixels)
+        skip = _unusable_frames(video_info, limits.max_frame_pixels)
         if skip:
             reports["visual"] = _absent(skip)
             warnings.append(skip + "; the visual branch was not used")
         else:
             with _stage(timings, "visual"):
-                visual_track, reports["visual"] = _visual_branch(job, warnings)
+                visual_track, reports["visual"] = _visual_branch(job, models.face_models, warnings)
 
     # audio: a separate audio upload wins over the video's own track
     audio_track, media_duration = None, None
@@ -164,7 +203,7 @@ def extract(job: ExtractionJob) -> Extracted:
             try:
                 damage = audio_features.DecodeReport()
                 signal = audio_features.decode_audio(
-                    path, features.audio.sample_rate, job.max_media_seconds, report=damage
+                    path, features.audio.sample_rate, limits.max_media_seconds, report=damage
                 )
                 if damage.skipped_packets:
                     warnings.append(f"{damage.skipped_packets} damaged audio packets were skipped")
@@ -179,32 +218,32 @@ def extract(job: ExtractionJob) -> Extracted:
         if signal is not None:
             media_duration = signal.shape[0] / features.audio.sample_rate
             info = audio_info if source == "audio upload" else video_info
-            if info is not None and info.duration_s and info.duration_s > job.max_media_seconds:
-                warnings.append(f"the recording was cut at {job.max_media_seconds:.0f} s")
+            if info is not None and info.duration_s and info.duration_s > limits.max_media_seconds:
+                warnings.append(f"the recording was cut at {limits.max_media_seconds:.0f} s")
             with _stage(timings, "audio"):
-                audio_track, report = _audio_branch(signal, turns, features, job, warnings)
-            report["source"] = source
+                audio_track, report = _audio_branch(signal, turns, features, limits, warnings)
+            report.source = source
             reports["audio"] = report
 
     # text: the participant's utterances through the sentence encoder
     text_track = None
     words = sum(word_count(u.text) for u in utterances)
-    if utterances and words < job.min_transcript_words:
-        reason = f"only {words} words from the participant; at least {job.min_transcript_words} are needed"
+    if utterances and words < limits.min_transcript_words:
+        reason = f"only {words} words from the participant; at least {limits.min_transcript_words} are needed"
         reports["text"] = _absent(reason)
         warnings.append("the transcript was not used: " + reason)
     elif utterances:
         with _stage(timings, "text"):
-            text_track, reports["text"] = _text_branch(utterances, media_duration, features, job)
+            text_track, reports["text"] = _text_branch(utterances, media_duration, features, models.text_encoder)
 
     if visual_track is None and audio_track is None and text_track is None:
-        reasons = "; ".join(f"{m}: {r['reason']}" for m, r in reports.items() if not r["used"])
+        reasons = "; ".join(f"{m}: {r.reason}" for m, r in reports.items() if not r.used)
         raise NoUsableInputError(f"no modality is usable ({reasons})")
     with _stage(timings, "windows"):
         windows = build_windows(features, visual=visual_track, audio=audio_track, text=text_track)
-    for k, name in enumerate(("visual", "audio", "text")):
-        if reports[name]["used"]:
-            reports[name]["windows"] = int(windows.modality_mask[:, k].sum())
+    for k, name in enumerate(MODALITIES):
+        if reports[name].used:
+            reports[name].windows = int(windows.modality_mask[:, k].sum())
     return Extracted(windows=windows, reports=reports, warnings=warnings, timings_ms=timings)
 
 
@@ -225,12 +264,13 @@ def _unusable_frames(info: MediaInfo, max_pixels: int) -> str | None:
     return None
 
 
-def _visual_branch(job: ExtractionJob, warnings: list[str]) -> tuple[VisualTrack | None, dict]:
-    from app.features.visual import VisualDecodeError, VisualExtractor
-
-    extractor = VisualExtractor(face_models(job.model_store), job.features.visual)
+def _visual_branch(
+    job: ExtractionJob, face_models: FaceModels, warnings: list[str]
+) -> tuple[VisualTrack | None, ModalityReport]:
+    assert job.video is not None
+    extractor = VisualExtractor(face_models, job.features.visual)
     try:
-        result = extractor.extract(job.video, job.max_media_seconds)
+        result = extractor.extract(job.video, job.limits.max_media_seconds)
     except VisualDecodeError:
         warnings.append("the video's frames could not be decoded; the visual branch was not used")
         return None, _absent("the video's frames could not be decoded")
@@ -241,19 +281,19 @@ def _visual_branch(job: ExtractionJob, warnings: list[str]) -> tuple[VisualTrack
     }
     if not result.valid.any():
         warnings.append("no face was found in the video; the visual branch was not used")
-        return None, {"used": False, "reason": "no face was found in the video", **report}
+        return None, _absent("no face was found in the video", **report)
     frames = visual_space.profile_frames(result.frames, job.features.visual)
     track = VisualTrack(frames=frames, valid=result.valid, confidence=result.confidence)
-    return track, {"used": True, "source": "video", **report}
+    return track, ModalityReport(used=True, source="video", **report)
 
 
 def _audio_branch(
     signal: np.ndarray,
     turns: list[tuple[float, float]],
     features: FeatureSpec,
-    job: ExtractionJob,
+    limits: InputLimits,
     warnings: list[str],
-) -> tuple[AudioTrack | None, dict]:
+) -> tuple[AudioTrack | None, ModalityReport]:
     spec = features.audio
     participant_only = False
     if turns:
@@ -274,19 +314,19 @@ def _audio_branch(
             "participant_only": float(participant_only),
         },
     }
-    if speech_s < job.min_speech_seconds:
-        reason = f"only {speech_s:.1f} s of speech; at least {job.min_speech_seconds:.0f} s are needed"
+    if speech_s < limits.min_speech_seconds:
+        reason = f"only {speech_s:.1f} s of speech; at least {limits.min_speech_seconds:.0f} s are needed"
         warnings.append("audio was not used: " + reason)
-        return None, {"used": False, "reason": reason, **report}
+        return None, _absent(reason, **report)
     track = AudioTrack(frames=acoustic.frames, speech=acoustic.speech, snr_db=acoustic.snr_db)
-    return track, {"used": True, **report}
+    return track, ModalityReport(used=True, **report)
 
 
 def _text_branch(
-    utterances: list[Utterance], media_duration: float | None, features: FeatureSpec, job: ExtractionJob
-) -> tuple[TextTrack, dict]:
+    utterances: list[Utterance], media_duration: float | None, features: FeatureSpec, encoder: TextEncoder
+) -> tuple[TextTrack, ModalityReport]:
     texts = [u.text for u in utterances]
-    embeddings = text_encoder(text_encoder_dir(job.model_store, features)).embed(texts)
+    embeddings = encoder.embed(texts)
     starts = np.array([u.start_s if u.start_s is not None else np.nan for u in utterances], dtype=np.float64)
     timed = bool(np.isfinite(starts).all())
     if not timed:
@@ -299,14 +339,14 @@ def _text_branch(
             starts = np.arange(len(texts)) * spacing
     words = np.array([word_count(t) for t in texts], dtype=np.int64)
     track = TextTrack(embeddings=embeddings, start_s=starts, word_counts=words)
-    report = {
-        "used": True,
-        "duration_s": None,
-        "quality": {
+    report = ModalityReport(
+        used=True,
+        duration_s=None,
+        quality={
             "utterances": float(len(texts)),
             "words": float(words.sum()),
             "mean_words": round(float(words.mean()), 2),
             "timestamped": float(timed),
         },
-    }
+    )
     return track, report

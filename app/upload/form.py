@@ -1,15 +1,18 @@
-"""Stream a multipart/form-data request straight into the private folder, capped while it
+"""Stream a multipart/form-data body straight into the private folder, capped while it
 streams.
 
 Starlette's own form parser would first spool every file part to the system temp
-directory and only then hand it over; reading ``request.stream()`` through
-python-multipart's streaming parser instead puts media bytes only in the request's
-private folder, keeps transcripts in memory, and stops at the first byte over a cap
-(413) without reading the rest of the body.
+directory and only then hand it over; reading the body's chunks through python-multipart's
+streaming parser instead puts media bytes only in the request's private folder, keeps
+transcripts in memory, and stops at the first byte over a cap (413) without reading the
+rest of the body. Transport-free: the caller hands over the body as ``FormBody`` (its
+headers and an async iterator of chunks) and raises ``BodyInterrupted`` from that iterator
+when its client goes away.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -17,7 +20,6 @@ from urllib.parse import parse_qsl
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect, Request
 
 from app.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaError
 from app.upload import suffix_hint
@@ -27,6 +29,19 @@ ENVELOPE_BYTES = 64 << 10
 MAX_PARTS = 16
 MAX_HEADER_BYTES = 8 << 10
 SHORT_FIELD_BYTES = 4 << 10
+
+
+class BodyInterrupted(Exception):
+    """Raised by a body's chunk iterator when the client went away before the body ended."""
+
+
+@dataclass(frozen=True)
+class FormBody:
+    """A form as it arrives: the two headers that describe it and its bytes, as they stream in."""
+
+    content_type: str | None
+    content_length: str | None
+    chunks: AsyncIterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -194,29 +209,29 @@ def _quoted(name: str) -> str:
     return f"'{shown}'" + ("..." if len(name) > 40 else "")
 
 
-async def receive_form(request: Request, folder: Path, spec: FormSpec) -> ReceivedForm:
-    """Parse the request body as multipart/form-data into ``folder`` and memory.
+async def receive_form(body: FormBody, folder: Path, spec: FormSpec) -> ReceivedForm:
+    """Parse the body as multipart/form-data into ``folder`` and memory.
 
     415 for another content type, 413 as soon as the body or a part passes its cap
     (a declared Content-Length over the total is refused before reading anything),
     400 for anything malformed: unknown or repeated fields, a missing boundary, a body
     that ends early.
     """
-    content_type, params = parse_options_header(request.headers.get("content-type"))
+    content_type, params = parse_options_header(body.content_type)
     if content_type == b"application/x-www-form-urlencoded":
-        return await _receive_urlencoded(request, spec)
+        return await _receive_urlencoded(body, spec)
     if content_type != b"multipart/form-data":
         raise UnsupportedMediaError("send the interview as multipart/form-data (text fields only: urlencoded)")
     boundary = params.get(b"boundary")
     if not boundary:
         raise BadRequestError("the multipart/form-data content type has no boundary")
-    _check_declared_length(request, spec.max_body_bytes)
+    _check_declared_length(body, spec.max_body_bytes)
 
     receiver = _Receiver(folder, spec)
     try:
         parser = MultipartParser(boundary, receiver.callbacks(), max_header_size=MAX_HEADER_BYTES)
         received = 0
-        async for chunk in request.stream():
+        async for chunk in body.chunks:
             received += len(chunk)
             if received > spec.max_body_bytes:
                 raise PayloadTooLargeError(f"the request body is larger than {spec.max_body_bytes} bytes")
@@ -224,7 +239,7 @@ async def receive_form(request: Request, folder: Path, spec: FormSpec) -> Receiv
         parser.finalize()
     except FormParserError as exc:
         raise BadRequestError(f"the multipart body is malformed ({type(exc).__name__})") from exc
-    except ClientDisconnect as exc:
+    except BodyInterrupted as exc:
         raise BadRequestError("the client went away before the upload was complete") from exc
     finally:
         receiver.close()
@@ -233,26 +248,26 @@ async def receive_form(request: Request, folder: Path, spec: FormSpec) -> Receiv
     return receiver.form
 
 
-def _check_declared_length(request: Request, cap: int) -> None:
-    declared = request.headers.get("content-length")
+def _check_declared_length(body: FormBody, cap: int) -> None:
+    declared = body.content_length
     if declared is not None and declared.isdigit() and int(declared) > cap:
         raise PayloadTooLargeError(f"the request body is larger than {cap} bytes")
 
 
-async def _receive_urlencoded(request: Request, spec: FormSpec) -> ReceivedForm:
+async def _receive_urlencoded(body: FormBody, spec: FormSpec) -> ReceivedForm:
     """A text-only form (e.g. ``curl -d transcript_text=...``): same fields, same caps, no files."""
     cap = sum(spec.text_fields.values()) + ENVELOPE_BYTES
-    _check_declared_length(request, cap)
-    body = bytearray()
+    _check_declared_length(body, cap)
+    data = bytearray()
     try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > cap:
+        async for chunk in body.chunks:
+            data += chunk
+            if len(data) > cap:
                 raise PayloadTooLargeError(f"the request body is larger than {cap} bytes")
-    except ClientDisconnect as exc:
+    except BodyInterrupted as exc:
         raise BadRequestError("the client went away before the request was complete") from exc
     try:
-        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body), errors="strict")
+        pairs = parse_qsl(data.decode("ascii"), keep_blank_values=True, strict_parsing=bool(data), errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequestError(f"the urlencoded body is malformed ({type(exc).__name__})") from exc
     form = ReceivedForm()

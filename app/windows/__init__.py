@@ -17,7 +17,7 @@ import numpy as np
 
 from app.contract import MODALITIES, FeatureSpec
 from app.features import audio as audio_features
-from app.features import visual_space
+from app.features.visual import space as visual_space
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import onnxruntime as ort
 
-from app.fusion.store import versions
+from app.model_store import versions
 from tests.api.helpers import metric_sample
 from tests.api.transcripts import plain
 from tests.conftest import FUSION_DIR, FUSION_VERSION, MODEL_STORE

@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from app.contract import ACTION_UNITS, GAZE_CHANNELS, VISUAL_PROFILES, VisualSpec
-from app.features.visual_space import FULL_CHANNELS, euler_angles, normalise_face
+from app.features.visual.space import FULL_CHANNELS, euler_angles, normalise_face
 
 TRACKER_RATE_HZ = 30.0  # both corpora: "sampled at 30FPS from videos"
 

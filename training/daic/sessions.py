@@ -29,13 +29,13 @@ import numpy as np
 
 from app.contract import FeatureSpec
 from app.features import audio as audio_features
-from app.features.extract import text_encoder
 from app.features.transcript import Transcript, Utterance, word_count
-from app.features.visual_space import producible, profile_frames
+from app.features.visual.space import producible, profile_frames
 from app.windows import AudioTrack, TextTrack, VisualTrack
 from training.daic import files as daic_files
 from training.daic import mapping
 from training.data import LabelledTracks, WindowSet, read_tracks, stack_windows
+from training.synth.corpus import text_encoder
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ is a build product, never committed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -27,10 +28,16 @@ import numpy as np
 
 from app.contract import FeatureSpec
 from app.features import audio as audio_features
-from app.features.extract import text_encoder
+from app.features.text import TextEncoder
 from training.synth.participants import Participant
 
 CORPUS_VERSION = 3
+
+
+@functools.cache
+def text_encoder(model_dir: Path) -> TextEncoder:
+    """One encoder per process and model folder, reused across sessions (as a server worker does)."""
+    return TextEncoder(model_dir)
 
 
 def add_noise(

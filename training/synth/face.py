@@ -3,7 +3,7 @@
 Each frame is built in 3D from MediaPipe's canonical face (``model_store/face_geometry``,
 68 iBUG points, centimetres, x right / y down / z away), deformed, rotated, projected
 with weak perspective, jittered like a landmark tracker and normalised by
-``app.features.visual_space.frame_vector``, the function the serve-time extractor uses.
+``app.features.visual.space.frame_vector``, the function the serve-time extractor uses.
 
 Layers, in order: a per-person shape (axis scalings, region offsets, per-point noise,
 rest lip gap); per-person traits (movement, expressivity, blink rate, gaze style), each a
@@ -53,7 +53,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from app.contract import PHQ8_ITEMS, VisualSpec
-from app.features.visual_space import FULL_DIM, frame_vector, rotation_matrix
+from app.features.visual.space import FULL_DIM, frame_vector, rotation_matrix
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CANONICAL_FACE_PATH = REPO_ROOT / "model_store" / "face_geometry" / "1" / "canonical_face.json"

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import ServicesDep, open_unless
 from app.api.problems import problem_responses
-from app.fusion.store import fusion_catalogue, text_encoder_dir
+from app.model_store import FACE_MODELS, fusion_catalogue, text_encoder_dir
 
 router = APIRouter(tags=["operations"])
 health_guard = [Depends(open_unless("open_health"))]
@@ -66,15 +66,14 @@ async def models(services: ServicesDep) -> dict:
         "fusion": {
             "version": manifest.version,
             "path": f"fusion/{manifest.version}",
-            "execution_providers": services.runner.providers,
-            "provider": services.runner.provider,
+            **services.runner.runtime.describe(),  # execution_providers, provider
             "requested_providers": services.settings.provider_names,
             "manifest": manifest.model_dump(mode="json"),
         },
         "fusion_versions": fusion_catalogue(services.settings.model_store, manifest.version),
         "face_models": {
-            name: {"path": f"{name}/1", "execution_providers": worker_providers[name]}
-            for name in ("face_detector", "face_landmarks", "iris_landmarks")
+            name: {"path": f"{name}/{version}", "execution_providers": worker_providers[name]}
+            for name, version in FACE_MODELS.items()
         },
         "text_encoder": {
             "path": str(

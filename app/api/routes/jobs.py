@@ -15,9 +15,8 @@ from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
 from app.answer.schema import PredictResponse
-from app.api import pipeline
 from app.api.deps import Caller, ServicesDep, authenticate
-from app.api.forms import FORM_PROBLEMS, request_body_schema
+from app.api.forms import FORM_PROBLEMS, form_receiver, request_body_schema
 from app.api.problems import Problem, problem_responses
 from app.job_store import JobRecord, JobStatus
 
@@ -108,7 +107,11 @@ class JobState(BaseModel):
     openapi_extra={"requestBody": request_body_schema()},
 )
 async def submit_job(request: Request, response: Response, services: ServicesDep, caller: Caller) -> JobAccepted:
-    record = await pipeline.submit_job(request, services, caller)
+    settings = services.settings
+    # with API keys, a job is visible to the key that created it only
+    owner = caller if settings.api_key_hashes else None
+    receive = form_receiver(request, settings)
+    record = await services.pipeline.submit(receive, request.state.request_id, owner)
     location = f"/jobs/{record.job_id}"
     response.headers["Location"] = location
     return JobAccepted(

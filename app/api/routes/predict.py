@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.answer.schema import PredictResponse
-from app.api import pipeline
 from app.api.deps import Caller, ServicesDep
-from app.api.forms import FORM_PROBLEMS, request_body_schema
+from app.api.forms import FORM_PROBLEMS, form_receiver, request_body_schema
 from app.api.problems import problem_responses
 
 router = APIRouter(tags=["prediction"])
@@ -40,4 +39,5 @@ RESPONSES = problem_responses(
     openapi_extra={"requestBody": request_body_schema()},
 )
 async def predict(request: Request, services: ServicesDep, caller: Caller) -> PredictResponse:
-    return await pipeline.predict(request, services)
+    receive = form_receiver(request, services.settings)
+    return await services.pipeline.predict(receive, request.state.request_id)

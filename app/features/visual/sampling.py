@@ -1,0 +1,106 @@
+"""Video sampling: the first video stream of a file decoded with PyAV and sampled at a fixed rate."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+class VisualDecodeError(ValueError):
+    """The file holds no decodable video stream."""
+
+
+class VideoSampler:
+    """The first video stream, sampled at ``rate_hz``: for tick k, the frame whose time is nearest k / rate.
+
+    Iterating yields one RGB uint8 array per tick (the same object when a frame serves
+    several ticks; None for ticks past the last frame). Every frame is decoded (codecs are
+    sequential) but only sampled frames are converted to RGB. After iteration:
+    ``duration_s`` (of the video stream, or of the part kept under ``max_seconds``),
+    ``ticks`` and ``cut`` (True when max_seconds shortened the video).
+    """
+
+    def __init__(self, path: Path, rate_hz: float, max_seconds: float | None = None) -> None:
+        self.path, self.rate_hz, self.max_seconds = Path(path), float(rate_hz), max_seconds
+        self.duration_s = 0.0
+        self.ticks = 0
+        self.cut = False
+        self.decoded_frames = 0
+
+    def __iter__(self) -> Iterator[np.ndarray | None]:
+        import av  # local: keeps the module importable for the pure geometry
+
+        try:
+            container = av.open(str(self.path))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise VisualDecodeError(f"cannot open the video: {exc}") from exc
+        with container:
+            if not container.streams.video:
+                raise VisualDecodeError("no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            stated = _stated_duration(container, stream)
+            limit = self.max_seconds if self.max_seconds is not None else math.inf
+            # no ticks past the stated duration either: T = round(duration * rate)
+            tick_limit = min(limit, stated) if stated else limit
+            max_ticks = round(tick_limit * self.rate_hz) if math.isfinite(tick_limit) else math.inf
+            tick = 0
+            origin: float | None = None
+            previous: tuple[float, av.VideoFrame] | None = None
+            rgb_cache: tuple[av.VideoFrame, np.ndarray] | None = None  # the last converted frame and its RGB
+            frame_step = 1.0 / float(stream.average_rate) if stream.average_rate else 1.0 / self.rate_hz
+            last_time = 0.0
+
+            def rgb_of(frame: av.VideoFrame) -> np.ndarray:
+                nonlocal rgb_cache
+                if rgb_cache is None or rgb_cache[0] is not frame:
+                    rgb_cache = (frame, frame.to_ndarray(format="rgb24"))
+                return rgb_cache[1]
+
+            try:
+                for frame in container.decode(stream):
+                    self.decoded_frames += 1
+                    time = frame.time if frame.time is not None else self.decoded_frames * frame_step
+                    if origin is None:
+                        origin = time
+                    time -= origin
+                    if previous is not None:
+                        step = time - previous[0]
+                        if step > 0:
+                            frame_step = step
+                        # ticks nearer the previous frame than this one belong to it
+                        midpoint = (previous[0] + time) / 2.0
+                        while tick / self.rate_hz < midpoint and tick < max_ticks:
+                            yield rgb_of(previous[1])
+                            tick += 1
+                    if time >= limit:
+                        self.cut = True
+                        break
+                    previous, last_time = (time, frame), time
+            except av.error.FFmpegError as exc:
+                if previous is None:
+                    raise VisualDecodeError(f"the video could not be decoded: {exc}") from exc
+                # a damaged tail: keep what decoded
+            if previous is None:
+                raise VisualDecodeError("the video stream holds no frames")
+            end = last_time + frame_step
+            duration = stated if stated is not None and stated > 0 else end
+            duration = min(duration, limit)
+            self.cut = self.cut or (self.max_seconds is not None and stated is not None and stated > limit)
+            total = round(duration * self.rate_hz)
+            while tick < total:
+                # the last frame covers its own display time (half a tick of slack); later ticks have none
+                yield rgb_of(previous[1]) if tick / self.rate_hz < end + 0.5 / self.rate_hz else None
+                tick += 1
+            self.ticks, self.duration_s = tick, duration
+
+
+def _stated_duration(container, stream) -> float | None:
+    """The video stream's duration from the container (not the audio's), or None when unstated."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    # webm/mkv often state only the container duration (which may include a longer audio track)
+    return None

@@ -1,0 +1,379 @@
+"""Face tracking over a sampled video: detect, follow the face from frame to frame, run the mesh
+and iris models, fit the head pose, and write each frame in the manifest's layout.
+
+Per sampled frame (``VisualSpec.rate_hz``): BlazeFace short-range detection (only when no
+face is tracked, plus a cheap once-a-second census for extra faces), the 468-point face
+mesh on a rotated square crop, two iris crops, 468 -> 68 iBUG points, head pose from a
+similarity fit of the 3D mesh to MediaPipe's canonical face, and finally
+``space.frame_vector``, the function the synthetic training corpus goes through too.
+Pre- and post-processing follow MediaPipe's graphs (face_detection_front_detection_to_roi,
+face_landmark_landmarks_to_roi, iris_landmark_left_and_right); facts and costs in
+research/face_pipeline.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.contract import VisualSpec
+from app.features.visual.detection import (
+    ANCHORS,
+    DETECTOR_SIZE,
+    Detection,
+    decode_detections,
+    iou,
+    primary_face,
+    weighted_nms,
+)
+from app.features.visual.geometry import (
+    IRIS_SIZE,
+    MESH_EYE_LINE,
+    MESH_EYES,
+    MESH_SIZE,
+    Roi,
+    crop,
+    eye_roi,
+    roi_from_detection,
+    roi_from_mesh,
+    to_image,
+)
+from app.features.visual.ibug68 import MEDIAPIPE_TO_IBUG68, MESH_POINTS
+from app.features.visual.models import FaceModelError, FaceModels
+from app.features.visual.pose import head_pose
+from app.features.visual.sampling import VideoSampler
+from app.features.visual.space import FULL_DIM, frame_vector
+
+# a tracked face whose mesh points lie mostly outside the frame has left it
+MAX_OUTSIDE_FRACTION = 0.5
+# re-run the mesh on its own crop when that moved by more than this fraction of the crop,
+# or changed size by more than this log ratio (a fast move, or a detector box)
+SETTLE_SHIFT = 0.03
+SETTLE_SCALE = 0.1
+# the detector's crop replaces the tracked one when their centres are this far apart (fraction of the side)
+DETECTOR_SHIFT = 0.08
+# a detection is the tracked face when its box and the mesh's box overlap this much
+SAME_FACE_IOU = 0.3
+
+NOTE_SEVERAL_FACES = "several faces were seen; the largest, most central one was analysed"
+
+
+@dataclass(frozen=True)
+class VisualResult:
+    frames: np.ndarray  # (T, FULL_DIM) float32, landmarks_v1 layout; invalid rows all zero
+    valid: np.ndarray  # (T,) bool, a face was found
+    confidence: np.ndarray  # (T,) float32, face-presence probability; 0 where invalid
+    duration_s: float
+    quality: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    landmarks_px: np.ndarray | None = None  # (T, 68, 2) float32 image pixels, NaN where invalid
+    irises_px: np.ndarray | None = None  # (T, 2, 2) float32 image pixels, NaN where invalid
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """One analysed face in image coordinates."""
+
+    mesh: np.ndarray  # (468, 3): x, y pixels; z in pixels, away from the camera
+    irises: np.ndarray  # (2, 2) iris centres of the eye iBUG 36-41, then 42-47
+    presence: float
+    yaw: float
+    pitch: float
+    roll: float  # of the 3D fit; frames carry the eye-line roll of frame_vector
+
+    @property
+    def points68(self) -> np.ndarray:
+        return self.mesh[list(MEDIAPIPE_TO_IBUG68), :2]
+
+
+@dataclass
+class _Counters:
+    detector_runs: int = 0
+    tracking_losses: int = 0
+    acquisitions: int = 0
+    multiple_faces_frames: int = 0
+
+
+class VisualExtractor:
+    """Video or RGB frames -> visual frames in the manifest's layout plus quality figures.
+
+    Tracks one face from frame to frame (next crop from this frame's mesh) and runs the
+    detector only when no face is tracked, plus every ``census_every_s`` to notice extra
+    faces. A frame is valid when the mesh's face-presence probability reaches
+    ``min_presence``.
+    """
+
+    def __init__(
+        self,
+        models: FaceModels,
+        spec: VisualSpec,
+        min_detection_score: float = 0.5,
+        min_presence: float = 0.5,
+        census_every_s: float = 1.0,
+    ) -> None:
+        self.models, self.spec = models, spec
+        self.min_detection_score = min_detection_score
+        self.min_presence = min_presence
+        self.census_every = max(1, round(census_every_s * spec.rate_hz))
+
+    # -- per image ------------------------------------------------------------------
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 image, best score first, in image pixels."""
+        height, width = image.shape[:2]
+        # letterbox as MediaPipe (keep the aspect ratio, pad with zeros), then 128 x 128
+        scale = DETECTOR_SIZE / max(width, height)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        canvas = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), dtype=np.float32)
+        off_x, off_y = (DETECTOR_SIZE - new_w) // 2, (DETECTOR_SIZE - new_h) // 2
+        canvas[off_y : off_y + new_h, off_x : off_x + new_w] = resized.astype(np.float32) / 127.5 - 1.0
+        # padding is black in the image's own range (-1), as MediaPipe's zero border after scaling
+        pad = np.ones((DETECTOR_SIZE, DETECTOR_SIZE), dtype=bool)
+        pad[off_y : off_y + new_h, off_x : off_x + new_w] = False
+        canvas[pad] = -1.0
+        regressors, classificators = _by_size(self.models.detector.run(canvas[None]), len(ANCHORS) * 16)
+        boxes, keypoints, scores = decode_detections(
+            regressors[0], classificators[0], min_score=self.min_detection_score
+        )
+        boxes, keypoints, scores = weighted_nms(boxes, keypoints, scores)
+        to_px = np.array([DETECTOR_SIZE / (new_w / width), DETECTOR_SIZE / (new_h / height)])
+        offset = np.array([off_x * width / new_w, off_y * height / new_h])
+        return [
+            Detection(
+                box=(boxes[i].reshape(2, 2) * to_px - offset).reshape(-1),
+                keypoints=keypoints[i] * to_px - offset,
+                score=float(scores[i]),
+            )
+            for i in range(len(scores))
+        ]
+
+    def observe(self, image: np.ndarray, roi: Roi) -> FaceObservation:
+        """Mesh and irises of the face in ``roi``."""
+        patch, affine = crop(image, roi, MESH_SIZE)
+        raw, presence_logit = _by_size(self.models.mesh.run(patch[None]), MESH_POINTS * 3)
+        crop_points = np.asarray(raw, dtype=np.float64).reshape(MESH_POINTS, 3)
+        mesh = np.empty((MESH_POINTS, 3))
+        mesh[:, :2] = to_image(crop_points, affine)
+        mesh[:, 2] = crop_points[:, 2] * (roi.side / MESH_SIZE)  # z has x's scale in the crop
+        presence = float(1.0 / (1.0 + np.exp(-float(np.asarray(presence_logit).reshape(-1)[0]))))
+
+        patches, affines = [], []
+        for eye, corners in enumerate(MESH_EYES):
+            eye_patch, eye_affine = crop(image, eye_roi(mesh, corners), IRIS_SIZE, flip=eye == 1)
+            patches.append(eye_patch)
+            affines.append(eye_affine)
+        outputs = dict(zip(self.models.iris.io.outputs, self.models.iris.run(np.stack(patches)), strict=True))
+        iris_raw = np.asarray(outputs[_iris_output(self.models.iris.io.outputs)], dtype=np.float64)
+        irises = np.stack([to_image(iris_raw[eye].reshape(-1, 3)[:1], affines[eye])[0] for eye in range(2)])
+        yaw, pitch, roll = head_pose(mesh, self.models.canonical_mesh)
+        return FaceObservation(mesh=mesh, irises=irises, presence=presence, yaw=yaw, pitch=pitch, roll=roll)
+
+    # -- sequences ------------------------------------------------------------------
+
+    def extract_frames(self, frames: Iterable[np.ndarray | None], duration_s: float | None = None) -> VisualResult:
+        """One output row per item of ``frames`` (RGB uint8 arrays, already sampled at the spec's rate).
+
+        None items (no picture for that tick) give invalid rows. duration_s defaults to
+        T / rate. Tracking carries over from one item to the next.
+        """
+        spec = self.spec
+        rows: list[np.ndarray] = []
+        valid: list[bool] = []
+        confidence: list[float] = []
+        landmarks: list[np.ndarray] = []
+        irises: list[np.ndarray] = []
+        face_sizes: list[float] = []
+        counters = _Counters()
+        empty_row = np.zeros(FULL_DIM, dtype=np.float32)
+        nan68, nan_iris = np.full((68, 2), np.nan, np.float32), np.full((2, 2), np.nan, np.float32)
+        roi: Roi | None = None
+        last_image: np.ndarray | None = None
+        last_out: tuple[np.ndarray, bool, float, np.ndarray, np.ndarray, float | None] | None = None
+
+        for index, image in enumerate(frames):
+            if image is not None and image is last_image and last_out is not None:
+                out = last_out  # one decoded frame serving several ticks: same answer
+            else:
+                observation, roi = (None, None) if image is None else self._track(image, roi, index, counters)
+                if observation is None:
+                    out = (empty_row, False, 0.0, nan68, nan_iris, None)
+                else:
+                    out = self._row(observation, image.shape[0])
+                last_image, last_out = image, out
+            row, ok, conf, points, iris, size = out
+            rows.append(row)
+            valid.append(ok)
+            confidence.append(conf)
+            landmarks.append(points)
+            irises.append(iris)
+            if size is not None:
+                face_sizes.append(size)
+
+        n = len(rows)
+        valid_arr = np.asarray(valid, dtype=bool)
+        quality = {
+            "face_found_ratio": float(valid_arr.mean()) if n else 0.0,
+            "mean_face_size": float(np.mean(face_sizes)) if face_sizes else 0.0,
+            "tracking_losses": float(counters.tracking_losses),
+            "redetections": float(max(counters.acquisitions - 1, 0)),
+            "multiple_faces_frames": float(counters.multiple_faces_frames),
+        }
+        notes: list[str] = []
+        if counters.multiple_faces_frames:
+            notes.append(NOTE_SEVERAL_FACES)
+        if n and not valid_arr.any():
+            notes.append("no face was found in the video")
+        return VisualResult(
+            frames=np.stack(rows) if n else np.zeros((0, FULL_DIM), dtype=np.float32),
+            valid=valid_arr,
+            confidence=np.asarray(confidence, dtype=np.float32),
+            duration_s=float(duration_s) if duration_s is not None else n / spec.rate_hz,
+            quality=quality,
+            notes=notes,
+            landmarks_px=np.stack(landmarks) if n else np.zeros((0, 68, 2), np.float32),
+            irises_px=np.stack(irises) if n else np.zeros((0, 2, 2), np.float32),
+        )
+
+    def extract(self, video: Path, max_seconds: float | None = None) -> VisualResult:
+        """The first video stream of ``video`` at the spec's rate; T = round(duration * rate)."""
+        sampler = VideoSampler(video, self.spec.rate_hz, max_seconds)
+        result = self.extract_frames(sampler)
+        notes = list(result.notes)
+        if sampler.cut and max_seconds is not None:
+            notes.append(f"the video was cut at {max_seconds:g} s")
+        return VisualResult(
+            frames=result.frames,
+            valid=result.valid,
+            confidence=result.confidence,
+            duration_s=sampler.duration_s,
+            quality=result.quality,
+            notes=notes,
+            landmarks_px=result.landmarks_px,
+            irises_px=result.irises_px,
+        )
+
+    # -- internals ------------------------------------------------------------------
+
+    def _track(
+        self, image: np.ndarray, roi: Roi | None, index: int, counters: _Counters
+    ) -> tuple[FaceObservation | None, Roi | None]:
+        """Analyse one image: follow the tracked face, or (re)acquire one with the detector."""
+        height, width = image.shape[:2]
+        detections: list[Detection] | None = None
+        if roi is None or index % self.census_every == 0:
+            detections = self._detect_counted(image, counters)
+        if roi is not None:
+            observation = self._settled(image, roi, counters)
+            # a census that sees faces, none of them where the tracker is, means the track
+            # slid off the face (e.g. a cut): the mesh alone can stay confident on a bad crop
+            agrees = not detections or any(_same_face(observation, d) for d in detections)
+            if agrees and self._usable(observation, width, height):
+                return observation, roi_from_mesh(observation.mesh)
+            counters.tracking_losses += 1
+            if detections is None:  # lost: look again in this very frame
+                detections = self._detect_counted(image, counters)
+        if not detections:
+            return None, None
+        chosen = detections[primary_face(detections, (width, height))]
+        observation = self._settled(image, roi_from_detection(chosen), counters, detected=True)
+        if not self._usable(observation, width, height):
+            return None, None
+        counters.acquisitions += 1
+        return observation, roi_from_mesh(observation.mesh)
+
+    def _settled(self, image: np.ndarray, roi: Roi, counters: _Counters, detected: bool = False) -> FaceObservation:
+        """The mesh in ``roi``; when its own crop sits clearly elsewhere, once more from a better crop.
+
+        After a fast move the face is off-centre in the crop and the mesh is biased toward the
+        crop's centre (it would take MediaPipe several frames to catch up). The detector (when
+        it sees a face there) gives the face's place at once; else the mesh's own crop does.
+        """
+        observation = self.observe(image, roi)
+        settled = roi_from_mesh(observation.mesh)
+        moved = float(np.linalg.norm(settled.centre - roi.centre)) / roi.side
+        if moved <= SETTLE_SHIFT and abs(math.log(max(settled.side, 1e-6) / roi.side)) <= SETTLE_SCALE:
+            return observation
+        if not detected:
+            # the mesh reports only a fraction of a jump (80 px seen as 10): ask the detector
+            nearby = [
+                d
+                for d in self._detect_counted(image, counters)
+                if np.linalg.norm((d.box[:2] + d.box[2:]) / 2.0 - settled.centre) < 0.5 * settled.side
+            ]
+            if nearby:
+                fresh = roi_from_detection(nearby[0])
+                if float(np.linalg.norm(fresh.centre - roi.centre)) / roi.side <= DETECTOR_SHIFT:
+                    return observation  # a small move after all: the tracked crop is fine
+                return self._settled(image, fresh, counters, detected=True)
+        again = self.observe(image, settled)
+        return again if again.presence >= min(observation.presence, self.min_presence) else observation
+
+    def _detect_counted(self, image: np.ndarray, counters: _Counters) -> list[Detection]:
+        detections = self.detect(image)
+        counters.detector_runs += 1
+        if len(detections) > 1:
+            counters.multiple_faces_frames += 1
+        return detections
+
+    def _usable(self, observation: FaceObservation, width: int, height: int) -> bool:
+        if observation.presence < self.min_presence:
+            return False
+        xy = observation.mesh[:, :2]
+        outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
+        return float(outside.mean()) <= MAX_OUTSIDE_FRACTION
+
+    def _row(
+        self, observation: FaceObservation, image_height: int
+    ) -> tuple[np.ndarray, bool, float, np.ndarray, np.ndarray, float | None]:
+        points = observation.points68
+        try:
+            row = frame_vector(points, observation.irises, observation.yaw, observation.pitch, self.spec)
+        except ValueError:  # degenerate eye corners: no usable face
+            return (
+                np.zeros(FULL_DIM, np.float32),
+                False,
+                0.0,
+                np.full((68, 2), np.nan, np.float32),
+                np.full((2, 2), np.nan, np.float32),
+                None,
+            )
+        # face height along the face's own vertical axis (the eye line's normal), over the frame height
+        eye_axis = observation.mesh[MESH_EYE_LINE[1], :2] - observation.mesh[MESH_EYE_LINE[0], :2]
+        up = np.array([-eye_axis[1], eye_axis[0]]) / max(float(np.hypot(*eye_axis)), 1e-9)
+        extent = observation.mesh[:, :2] @ up
+        size = float(extent.max() - extent.min()) / image_height
+        return (
+            row,
+            True,
+            observation.presence,
+            points.astype(np.float32),
+            observation.irises.astype(np.float32),
+            size,
+        )
+
+
+def _same_face(observation: FaceObservation, detection: Detection) -> bool:
+    """The detection box and the mesh's bounding box overlap (IoU 0.8-0.9 for the same face)."""
+    xy = observation.mesh[:, :2]
+    mesh_box = np.concatenate([xy.min(axis=0), xy.max(axis=0)])
+    return bool(iou(detection.box, mesh_box[None])[0] > SAME_FACE_IOU)
+
+
+def _by_size(outputs: Sequence[np.ndarray], big: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the output with ``big`` values per item, the other one): robust to the order provenance lists them in."""
+    first, second = outputs
+    return (first, second) if first[0].size == big else (second, first)
+
+
+def _iris_output(names: Sequence[str]) -> str:
+    """The iris model's 5-point output (centre first): named 'output_iris' in MediaPipe's model."""
+    for name in names:
+        if "iris" in name and "contour" not in name:
+            return name
+    raise FaceModelError(f"no iris output among {list(names)}")
