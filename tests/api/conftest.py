@@ -32,6 +32,17 @@ ANSWERS = [
 ]
 
 
+API_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # real servers take seconds to start and minutes in all: out of the fast loop (-m "not slow"),
+    # whose route tests run the same app in process (tests/routes/)
+    for item in items:
+        if item.path.is_relative_to(API_TESTS):
+            item.add_marker(pytest.mark.slow)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

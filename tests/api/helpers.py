@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from app.answer.schema import PredictResponse
 from app.contract import MODALITIES
@@ -29,6 +30,16 @@ def valid_answer(body: dict, used: set[str]) -> PredictResponse:
     assert any("synthetic" in w for w in answer.warnings)
     assert "Research use only" in answer.notice
     return answer
+
+
+def problem(response: Any, status: int, slug: str) -> dict:
+    """An RFC 9457 answer (httpx or TestClient response) with this status and problem type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["type"].endswith("/" + slug)
+    assert body["detail"]
+    return body
 
 
 def metric_sample(metrics: str, name: str, **labels: str) -> float:

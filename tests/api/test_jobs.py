@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import ANSWERS, RunningServer, start_server
-from tests.api.helpers import metric_sample, valid_answer, worker_pids
+from tests.api.helpers import metric_sample, problem, valid_answer, worker_pids
 from tests.api.transcripts import plain
 
 TTL_S = 2.0
@@ -75,14 +75,6 @@ def _poll(client: httpx.Client, location: str, until: set[str], within_s: float 
         time.sleep(0.1)
 
 
-def _problem(response: httpx.Response, status: int, slug: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["type"].endswith("/" + slug)
-    return body
-
-
 def _held(client: httpx.Client, status: str) -> float:
     return metric_sample(client.get("/metrics").text, "phq_jobs_held", status=status)
 
@@ -102,7 +94,7 @@ def test_a_job_round_trip_gives_the_answer_predict_gives(jobs_client: httpx.Clie
     created, finished, expires = (datetime.fromisoformat(job[k]) for k in ("created_at", "finished_at", "expires_at"))
     assert created <= finished and (expires - finished).total_seconds() == pytest.approx(TTL_S)
     # delete-on-read: the read that saw it done was its last
-    _problem(jobs_client.get(location), 404, "job-not-found")
+    problem(jobs_client.get(location), 404, "job-not-found")
     # the same pipeline as /predict: the same estimate
     direct = jobs_client.post("/predict", files=_audio(media["wav"]))
     assert direct.status_code == 200, direct.text
@@ -127,8 +119,8 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
 def test_bad_input_gets_the_same_4xx_as_predict_at_once(jobs_client: httpx.Client, case: str) -> None:
     request, status, slug = BAD_REQUESTS[case]
-    predicted = _problem(jobs_client.post("/predict", **request), status, slug)
-    refused = _problem(jobs_client.post("/jobs", **request), status, slug)
+    predicted = problem(jobs_client.post("/predict", **request), status, slug)
+    refused = problem(jobs_client.post("/jobs", **request), status, slug)
     assert refused["detail"] == predicted["detail"]
     assert refused.get("errors") == predicted.get("errors")
     # nothing is held for a refused job: the one job slot is free
@@ -139,7 +131,7 @@ def test_a_job_whose_upload_is_not_media_fails_with_the_problem_predict_answers(
     junk = {"audio": ("notes.wav", bytes(range(256)) * 64, "audio/wav")}
     job = _poll(jobs_client, _submit(jobs_client, files=junk), FINISHED)[-1]
     assert job["status"] == "failed" and job["result"] is None and job["finished_at"] is not None
-    direct = _problem(jobs_client.post("/predict", files=junk), 415, "unsupported-media")
+    direct = problem(jobs_client.post("/predict", files=junk), 415, "unsupported-media")
     assert {k: job["error"][k] for k in ("type", "title", "status", "detail")} == {
         k: direct[k] for k in ("type", "title", "status", "detail")
     }
@@ -155,12 +147,12 @@ def test_a_running_job_holds_the_only_slot_and_delete_cancels_it(
     assert list(jobs_server.spool_dir.iterdir()), "a running job keeps its upload"
     # max_jobs=1: the next job is refused before its upload is read
     refused = jobs_client.post("/jobs", data={"transcript_text": TEXT})
-    _problem(refused, 503, "too-many-jobs")
+    problem(refused, 503, "too-many-jobs")
     assert 1 <= int(refused.headers["retry-after"]) <= 120
     assert jobs_client.delete(location).status_code == 204
     assert list(jobs_server.spool_dir.iterdir()) == [], "the cancelled job's upload is still there"
-    _problem(jobs_client.get(location), 404, "job-not-found")
-    _problem(jobs_client.delete(location), 404, "job-not-found")
+    problem(jobs_client.get(location), 404, "job-not-found")
+    problem(jobs_client.delete(location), 404, "job-not-found")
     metrics = jobs_client.get("/metrics").text
     assert metric_sample(metrics, "phq_jobs_total", outcome="cancelled") == before + 1
     assert metric_sample(metrics, "phq_jobs_held", status="running") == 0
@@ -176,13 +168,13 @@ def test_an_unread_result_is_gone_after_its_ttl(jobs_client: httpx.Client) -> No
         assert time.monotonic() < deadline, "the job did not finish"
         time.sleep(0.1)
     time.sleep(TTL_S + 0.5)
-    _problem(jobs_client.get(location), 404, "job-not-found")
+    problem(jobs_client.get(location), 404, "job-not-found")
     assert _held(jobs_client, "done") == 0
 
 
 def test_an_unknown_job_is_404(jobs_client: httpx.Client) -> None:
-    _problem(jobs_client.get("/jobs/not-a-job"), 404, "job-not-found")
-    _problem(jobs_client.delete("/jobs/not-a-job"), 404, "job-not-found")
+    problem(jobs_client.get("/jobs/not-a-job"), 404, "job-not-found")
+    problem(jobs_client.delete("/jobs/not-a-job"), 404, "job-not-found")
 
 
 def test_shutdown_cancels_a_running_job_and_removes_its_upload(jobs_server: RunningServer, media: dict) -> None:

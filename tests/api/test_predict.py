@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api.helpers import valid_answer
+from tests.api.helpers import problem, valid_answer
 from tests.api.transcripts import FORMATS, webvtt
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
@@ -55,7 +55,7 @@ def test_a_video_without_a_face_still_answers_from_its_audio(client: httpx.Clien
 
 def test_a_video_without_a_face_or_anything_else_is_422(client: httpx.Client, media: dict) -> None:
     response = client.post("/predict", files=_file(media["faceless_silent_mp4"], "video", "video/mp4"))
-    _problem(response, 422, "no-usable-input")
+    problem(response, 422, "no-usable-input")
 
 
 @pytest.mark.parametrize("kind", ["wav", "flac", "mp3"])
@@ -109,22 +109,13 @@ def test_the_same_interview_gives_the_same_answer(client: httpx.Client, media: d
     assert first["request_id"] != second["request_id"]
 
 
-def _problem(response: httpx.Response, status: int, slug: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["type"].endswith("/" + slug)
-    assert body["detail"]
-    return body
-
-
 def test_no_modality_at_all_is_422(client: httpx.Client) -> None:
-    _problem(client.post("/predict", data={"include_timeline": "true"}), 422, "no-usable-input")
+    problem(client.post("/predict", data={"include_timeline": "true"}), 422, "no-usable-input")
 
 
 def test_unknown_format_is_415(client: httpx.Client) -> None:
     junk = bytes(range(256)) * 64
-    _problem(client.post("/predict", files={"audio": ("notes.wav", junk, "audio/wav")}), 415, "unsupported-media")
+    problem(client.post("/predict", files={"audio": ("notes.wav", junk, "audio/wav")}), 415, "unsupported-media")
 
 
 def test_corrupt_audio_is_422(client: httpx.Client, media: dict) -> None:
@@ -132,7 +123,7 @@ def test_corrupt_audio_is_422(client: httpx.Client, media: dict) -> None:
     noise = np.random.default_rng(11).integers(0, 256, len(data) - 8192, dtype=np.uint8).tobytes()
     corrupt = data[:8192] + noise  # a valid header and first frames, then nothing decodable
     response = client.post("/predict", files={"audio": ("speech.flac", corrupt, "audio/flac")})
-    _problem(response, 422, "corrupt-media")
+    problem(response, 422, "corrupt-media")
 
 
 def test_a_recording_that_breaks_off_is_used_up_to_the_break(client: httpx.Client, media: dict) -> None:
@@ -153,34 +144,34 @@ def test_empty_transcript_is_absent_with_a_warning(client: httpx.Client, media: 
 
 
 def test_empty_transcript_alone_is_422(client: httpx.Client) -> None:
-    _problem(client.post("/predict", files={"transcript": ("t.txt", b"\n", "text/plain")}), 422, "no-usable-input")
+    problem(client.post("/predict", files={"transcript": ("t.txt", b"\n", "text/plain")}), 422, "no-usable-input")
 
 
 def test_too_little_speech_alone_is_422(client: httpx.Client, media: dict) -> None:
-    body = _problem(client.post("/predict", files=_file(media["short_wav"], "audio")), 422, "no-usable-input")
+    body = problem(client.post("/predict", files=_file(media["short_wav"], "audio")), 422, "no-usable-input")
     assert "speech" in body["detail"]
 
 
 def test_non_utf8_transcript_is_422(client: httpx.Client) -> None:
     files = {"transcript": ("t.txt", "Ich fühle mich müde".encode("latin-1"), "text/plain")}
-    _problem(client.post("/predict", files=files), 422, "invalid-transcript")
+    problem(client.post("/predict", files=files), 422, "invalid-transcript")
 
 
 def test_both_transcript_file_and_text_is_422(client: httpx.Client) -> None:
     response = client.post(
         "/predict", data={"transcript_text": "hello there"}, files={"transcript": ("t.txt", b"hi", "text/plain")}
     )
-    _problem(response, 422, "conflicting-input")
+    problem(response, 422, "conflicting-input")
 
 
 def test_a_transcript_of_a_few_words_is_not_used(client: httpx.Client) -> None:
-    body = _problem(client.post("/predict", data={"transcript_text": "I feel fine today."}), 422, "no-usable-input")
+    body = problem(client.post("/predict", data={"transcript_text": "I feel fine today."}), 422, "no-usable-input")
     assert "only 4 words" in body["detail"]
 
 
 def test_an_unknown_speaker_is_422_naming_the_speakers(client: httpx.Client) -> None:
     files = {"transcript": ("t.vtt", webvtt().encode(), "text/vtt")}
-    body = _problem(
+    body = problem(
         client.post("/predict", files=files, data={"participant_speaker": "Bob"}), 422, "invalid-transcript"
     )
     assert "Participant" in body["detail"]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import ANSWERS, RunningServer, start_server
-from tests.api.helpers import metric_sample
+from tests.api.helpers import metric_sample, problem
 
 KEY, OTHER_KEY = "k-0f7a9c1e-clinic", "k-5d2b8e44-research"
 UPLOAD_KEY = "k-77c3a0d2-uploads"  # its own rate bucket: the cap tests never meet the rate limit
@@ -44,20 +44,12 @@ def secured(tmp_path_factory) -> Iterator[RunningServer]:
         yield running
 
 
-def _problem(response: httpx.Response, status: int, type_: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["type"].endswith("/" + type_)
-    return body
-
-
 # ------------------------------------------------------------------------------------ API keys
 
 
 def test_predict_without_a_key_is_401_with_a_bearer_challenge(secured: RunningServer) -> None:
     response = httpx.post(secured.url + "/predict", data={"transcript_text": TEXT})
-    _problem(response, 401, "unauthorized")
+    problem(response, 401, "unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
@@ -68,7 +60,7 @@ def test_predict_without_a_key_is_401_with_a_bearer_challenge(secured: RunningSe
 )
 def test_a_wrong_key_is_401(secured: RunningServer, headers: dict) -> None:
     response = httpx.post(secured.url + "/predict", data={"transcript_text": TEXT}, headers=headers)
-    _problem(response, 401, "unauthorized")
+    problem(response, 401, "unauthorized")
 
 
 @pytest.mark.parametrize("header", ["Authorization", "X-API-Key"])
@@ -82,7 +74,7 @@ def test_a_valid_key_is_accepted_in_either_header(secured: RunningServer, header
 def test_health_stays_open_and_metrics_need_a_key_when_so_configured(secured: RunningServer) -> None:
     assert httpx.get(secured.url + "/healthz").status_code == 200
     assert httpx.get(secured.url + "/readyz").status_code == 200
-    _problem(httpx.get(secured.url + "/metrics"), 401, "unauthorized")
+    problem(httpx.get(secured.url + "/metrics"), 401, "unauthorized")
     metrics = httpx.get(secured.url + "/metrics", headers={"X-API-Key": KEY})
     assert metrics.status_code == 200
     assert metric_sample(metrics.text, "phq_rejected_total", reason="unauthorized") >= 2
@@ -107,7 +99,7 @@ def test_a_client_past_its_rate_gets_429_and_others_are_unaffected(secured: Runn
         statuses.append(response.status_code)
         if response.status_code == 429:
             retry_after = response.headers.get("retry-after")
-            _problem(response, 429, "rate-limited")
+            problem(response, 429, "rate-limited")
     # the other key's test requests took at most two of its own tokens
     assert statuses[:RATE] == [200] * RATE and statuses[RATE] == 429, statuses
     assert retry_after is not None and 1 <= int(retry_after) <= 60 // RATE + 1
