@@ -584,8 +584,8 @@ def measure_fusion(rounds: int, calls_per_round: int) -> dict:
 
     from app.config import Settings
     from app.contract import MODALITIES, FusionManifest
-    from app.fusion.runner import session_options
     from app.model_store import versions
+    from app.runtime import RuntimeConfig
     from training.export import random_inputs
     from training.network import INPUT_NAMES, FusionNet
 
@@ -611,7 +611,7 @@ def measure_fusion(rounds: int, calls_per_round: int) -> dict:
     for threads in FUSION_THREADS:
         torch.set_num_threads(threads)
         # the service's own session options (graph optimisation, inter-op threads), CPU provider
-        options = session_options(Settings(intra_op_threads=threads))
+        options = RuntimeConfig.for_fusion(Settings(intra_op_threads=threads)).session_options()
         session = ort.InferenceSession(str(folder / manifest.model_file), options, providers=["CPUExecutionProvider"])
         variants: dict[str, Callable[[], object]] = {}
         for windows in FUSION_WINDOWS:
