@@ -242,6 +242,28 @@ def test_a_crash_fails_only_its_own_request_not_one_running_on_another_worker(
     assert isinstance(survivor_pid, int) and survivor_pid in healthy_pool.pids()
 
 
+def test_env_defaults_reach_a_named_target_before_it_is_imported_and_the_parent_is_left_alone(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["PHQ_TEST_THREADS", "PHQ_TEST_OPERATOR"]
+    monkeypatch.delenv(names[0], raising=False)
+    monkeypatch.setenv(names[1], "set by the operator")
+    pool = ProcessPool(
+        1,
+        "tests.worker_jobs:environment",
+        "tests.worker_jobs:quick_init",
+        env={names[0]: "1", names[1]: "the pool's default"},
+        memory_limit_bytes=MEMORY_LIMIT,
+    )
+    runner(pool.start())
+    try:
+        seen = runner(pool.run(names, 30))
+    finally:
+        runner(pool.aclose())
+    assert seen == {names[0]: "1", names[1]: "set by the operator"}
+    assert names[0] not in os.environ
+
+
 def test_two_workers_run_two_jobs_in_parallel(runner: Runner, healthy_pool: ProcessPool) -> None:
     async def two() -> list[int]:
         return await asyncio.gather(_perform(healthy_pool, "sleep", 1.0), _perform(healthy_pool, "sleep", 1.0))

@@ -84,3 +84,14 @@ def init_unless_blocked(block_file: str) -> None:
 
 def failing_init() -> None:
     raise RuntimeError(SECRET)
+
+
+
+# the environment as this module found it when the worker imported it: a pool that names its
+# target by "module:function" sets its env defaults first (numpy reads thread counts at import)
+ENVIRONMENT_AT_IMPORT = dict(os.environ)
+
+
+def environment(names: list[str]) -> dict[str, str | None]:
+    """The worker's values of ``names`` when it imported this module."""
+    return {name: ENVIRONMENT_AT_IMPORT.get(name) for name in names}
