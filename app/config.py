@@ -93,6 +93,20 @@ class Settings(BaseSettings):
         3840 * 2160, ge=1, description="video frames larger than this are not decoded (visual branch skipped)"
     )
     max_streams: int = Field(16, ge=1, description="uploads with more streams are refused (415)")
+    # evidence the visual branch needs: enough face, and a face that moves. Measured on the test
+    # media (H.264, 320x240, 10 Hz): a looped still photo moves its landmarks by 0.0004 and its
+    # pose by 0.02 degrees (robust SD), the same photo panned across the frame by 0.006 and 0.3;
+    # the synthetic corpus's least mobile person turns the head by >= 1.5 degrees
+    min_face_seconds: float = Field(
+        30.0, ge=0, description="video with less face found (at the analysed rate) is not used (visual branch)"
+    )
+    min_face_landmark_motion: float = Field(
+        0.002,
+        ge=0,
+        description="a face whose landmarks move less (robust SD, eye-corner distances) and whose head pose "
+        "moves less than min_face_pose_motion_deg does not move like a person: not used",
+    )
+    min_face_pose_motion_deg: float = Field(0.1, ge=0, description="see min_face_landmark_motion (robust SD, degrees)")
     min_speech_seconds: float = Field(
         30.0, ge=0, description="audio with less participant speech is not used (weight 0 and a warning)"
     )

@@ -348,15 +348,20 @@ def io_specs(
     return inputs, outputs
 
 
+# PHQ-8 severity bands and the highest (rounded) total in each
+SEVERITY_BANDS: tuple[tuple[str, int], ...] = (
+    ("none", 4),
+    ("mild", 9),
+    ("moderate", 14),
+    ("moderately_severe", 19),
+    ("severe", 24),
+)
+
+
 def severity_band(total: float) -> str:
     """PHQ-8 severity band of a (possibly fractional) total, by rounding to an integer."""
     score = math.floor(total + 0.5)
-    if score <= 4:
-        return "none"
-    if score <= 9:
-        return "mild"
-    if score <= 14:
-        return "moderate"
-    if score <= 19:
-        return "moderately_severe"
-    return "severe"
+    for band, highest in SEVERITY_BANDS:
+        if score <= highest:
+            return band
+    return SEVERITY_BANDS[-1][0]

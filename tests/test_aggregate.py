@@ -58,3 +58,23 @@ def test_modality_weights_average_over_windows_and_items() -> None:
     weights[1, :, 2] = 1.0
     agg = aggregate(np.full((2, 8, SEM.n_bins), 1 / SEM.n_bins), weights, np.ones(2), SEM)
     np.testing.assert_allclose(agg.overall_modality_weights, [0.5, 0.0, 0.5])
+
+
+def test_a_certain_total_puts_its_whole_band_probability_on_its_band() -> None:
+    items = np.stack([_peaked(s) for s in (3, 2, 1, 0, 3, 2, 1, 0)])[None]  # total 12: moderate
+    agg = aggregate(items, np.full((1, 8, 3), 1 / 3), np.ones(1), SEM)
+    assert agg.band_probabilities["moderate"] == pytest.approx(1.0, abs=1e-6)
+    assert list(agg.band_probabilities) == ["none", "mild", "moderate", "moderately_severe", "severe"]
+
+
+def test_a_total_on_a_band_boundary_splits_the_band_probability_and_always_sums_to_1() -> None:
+    # items at 0.5625 each: total 4.5 sits where "none" (rounded <= 4) meets "mild"
+    rng = np.random.default_rng(3)
+    spread = np.exp(-0.5 * ((CENTRES - 0.5625) / 0.3) ** 2)
+    items = np.stack([spread / spread.sum()] * 8)[None]
+    agg = aggregate(items, np.full((1, 8, 3), 1 / 3), np.ones(1), SEM)
+    assert 0.2 < agg.band_probabilities["none"] < 0.8 and 0.2 < agg.band_probabilities["mild"] < 0.8
+    for _ in range(20):
+        random = rng.dirichlet(np.ones(SEM.n_bins), size=(2, 8))
+        bands = aggregate(random, np.full((2, 8, 3), 1 / 3), np.array([1.0, 0.5]), SEM).band_probabilities
+        assert sum(bands.values()) == pytest.approx(1.0, abs=1e-9)

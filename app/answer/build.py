@@ -6,6 +6,7 @@ import numpy as np
 
 from app.answer.schema import (
     Attention,
+    BandProbabilities,
     Inputs,
     Interval,
     ItemScore,
@@ -79,6 +80,7 @@ def build_answer(
             total=round(total, 3),
             total_rounded=int(np.clip(np.floor(total + 0.5), 0, 24)),
             severity=severity_band(total),
+            band_probabilities=BandProbabilities(**{b: round(p, 4) for b, p in agg.band_probabilities.items()}),
             interval=Interval(level=interval_level, low=agg.interval[0], high=agg.interval[1]),
             probability_at_or_above_cutoff=round(agg.p_at_or_above_cutoff, 4),
             cutoff=semantics.cutoff,

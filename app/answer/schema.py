@@ -42,11 +42,24 @@ class Interval(BaseModel):
     high: float = Field(..., examples=[13.5])
 
 
+class BandProbabilities(BaseModel):
+    """P(the rounded total falls in each severity band) under the predicted distribution; sums to 1."""
+
+    none: float = Field(..., ge=0, le=1, examples=[0.18])
+    mild: float = Field(..., ge=0, le=1, examples=[0.47])
+    moderate: float = Field(..., ge=0, le=1, examples=[0.29])
+    moderately_severe: float = Field(..., ge=0, le=1, examples=[0.05])
+    severe: float = Field(..., ge=0, le=1, examples=[0.01])
+
+
 class Phq8(BaseModel):
     total: float = Field(..., ge=0, le=24, examples=[9.3], description="sum of the expected item scores")
     total_rounded: int = Field(..., ge=0, le=24, examples=[9])
     severity: Severity = Field(
         ..., examples=["mild"], description="0-4 none, 5-9 mild, 10-14 moderate, 15-19 moderately severe, 20-24 severe"
+    )
+    band_probabilities: BandProbabilities = Field(
+        ..., description="how sure the severity band is: near a band boundary two bands share the probability"
     )
     interval: Interval
     probability_at_or_above_cutoff: float = Field(

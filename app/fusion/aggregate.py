@@ -3,7 +3,8 @@
 Windows are combined by the coverage-weighted mean of their item distributions (a
 40-second tail window counts less than a full one). The total's distribution is the
 convolution of the eight item distributions (items treated as independent given the
-windows), which gives the interval and P(total >= cut-off).
+windows), which gives the interval, P(total >= cut-off) and the probability of each
+severity band (the band of the rounded total, as ``severity_band`` names it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.contract import OutputSemantics
+from app.contract import SEVERITY_BANDS, OutputSemantics
 
 # resolution of the total's distribution, in score units
 TOTAL_STEP = 0.125
@@ -25,6 +26,7 @@ class Aggregate:
     total: float
     interval: tuple[float, float]
     p_at_or_above_cutoff: float
+    band_probabilities: dict[str, float]  # severity band -> P(the rounded total falls in it); sums to 1
     modality_weights: np.ndarray  # (8, M) per item
     overall_modality_weights: np.ndarray  # (M,)
 
@@ -66,12 +68,18 @@ def aggregate(
     low = float(grid[np.searchsorted(cdf, tail)])
     high = float(grid[min(np.searchsorted(cdf, 1.0 - tail), grid.size - 1)])
     p_cut = float(dist[grid >= semantics.cutoff - 1e-9].sum())
+    rounded = np.floor(grid + 0.5)
+    bands, lowest = {}, -np.inf
+    for band, highest in SEVERITY_BANDS:
+        bands[band] = float(dist[(rounded > lowest) & (rounded <= highest)].sum())
+        lowest = highest
     return Aggregate(
         item_probs=probs,
         item_scores=scores,
         total=float(scores.sum()),
         interval=(low, high),
         p_at_or_above_cutoff=p_cut,
+        band_probabilities=bands,
         modality_weights=per_item,
         overall_modality_weights=per_item.mean(axis=0),
     )

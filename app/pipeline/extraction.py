@@ -39,6 +39,9 @@ class InputLimits:
     """What extraction enforces on one interview; made from the settings, the one source."""
 
     max_media_seconds: float
+    min_face_seconds: float
+    min_face_landmark_motion: float
+    min_face_pose_motion_deg: float
     min_speech_seconds: float
     min_transcript_words: int
     max_transcript_bytes: int
@@ -49,6 +52,9 @@ class InputLimits:
     def from_settings(cls, settings: Settings) -> InputLimits:
         return cls(
             max_media_seconds=settings.max_media_seconds,
+            min_face_seconds=settings.min_face_seconds,
+            min_face_landmark_motion=settings.min_face_landmark_motion,
+            min_face_pose_motion_deg=settings.min_face_pose_motion_deg,
             min_speech_seconds=settings.min_speech_seconds,
             min_transcript_words=settings.min_transcript_words,
             max_transcript_bytes=settings.max_transcript_bytes,
@@ -275,13 +281,27 @@ def _visual_branch(
         warnings.append("the video's frames could not be decoded; the visual branch was not used")
         return None, _absent("the video's frames could not be decoded")
     warnings.extend(result.notes)
-    report = {
-        "duration_s": round(result.duration_s, 2),
-        "quality": {k: round(float(v), 4) for k, v in result.quality.items()},
+    limits = job.limits
+    face_seconds = float(result.valid.sum()) / job.features.visual.rate_hz
+    landmark_motion, pose_motion = visual_space.face_motion(result.frames, result.valid)
+    quality = {
+        **result.quality,
+        "face_seconds": face_seconds,
+        "landmark_motion": landmark_motion,
+        "pose_motion_deg": pose_motion,
     }
+    report = {"duration_s": round(result.duration_s, 2), "quality": {k: round(float(v), 4) for k, v in quality.items()}}
     if not result.valid.any():
         warnings.append("no face was found in the video; the visual branch was not used")
         return None, _absent("no face was found in the video", **report)
+    if face_seconds < limits.min_face_seconds:
+        reason = f"only {face_seconds:.1f} s of face were found; at least {limits.min_face_seconds:.0f} s are needed"
+        warnings.append("the visual branch was not used: " + reason)
+        return None, _absent(reason, **report)
+    if landmark_motion < limits.min_face_landmark_motion and pose_motion < limits.min_face_pose_motion_deg:
+        reason = "the face does not move (a still picture is not evidence)"
+        warnings.append("the visual branch was not used: " + reason)
+        return None, _absent(reason, **report)
     frames = visual_space.profile_frames(result.frames, job.features.visual)
     track = VisualTrack(frames=frames, valid=result.valid, confidence=result.confidence)
     return track, ModalityReport(used=True, source="video", **report)

@@ -26,6 +26,8 @@ def valid_answer(body: dict, used: set[str]) -> PredictResponse:
     assert len(answer.phq8.items) == 8
     assert abs(sum(i.score for i in answer.phq8.items) - answer.phq8.total) < 0.01
     assert answer.phq8.interval.low <= answer.phq8.total <= answer.phq8.interval.high + 0.125
+    bands = answer.phq8.band_probabilities.model_dump()
+    assert abs(sum(bands.values()) - 1.0) < 2e-3, bands
     assert answer.model.training_data == "synthetic" and answer.model.clinically_validated is False
     assert any("synthetic" in w for w in answer.warnings)
     assert "Research use only" in answer.notice

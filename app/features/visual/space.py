@@ -84,6 +84,31 @@ def frame_vector(
     return vec.astype(np.float32)
 
 
+_LANDMARK_COLUMNS = [i for i, name in enumerate(FULL_CHANNELS) if name.startswith("lm")]
+_POSE_COLUMNS = [FULL_CHANNELS.index(name) for name in ("yaw", "pitch", "roll")]
+
+
+def face_motion(frames: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """How much a tracked face moves over the frames where it was found (full-layout frames).
+
+    Returns (landmark motion, pose motion): the 90th percentile over the normalised landmark
+    coordinates of their robust standard deviation (1.4826 x the median absolute deviation,
+    in eye-corner distances; a face that talks or blinks moves some of them), and the largest
+    robust standard deviation of yaw, pitch and roll, in degrees. Robust, so a few tracking
+    glitches on a still picture do not pass for motion. Zero with fewer than two frames.
+    """
+    found = np.asarray(frames, dtype=np.float64)[np.asarray(valid, dtype=bool)]
+    if found.shape[0] < 2:
+        return 0.0, 0.0
+
+    def robust_sd(values: np.ndarray) -> np.ndarray:
+        return 1.4826 * np.median(np.abs(values - np.median(values, axis=0)), axis=0)
+
+    landmarks = float(np.percentile(robust_sd(found[:, _LANDMARK_COLUMNS]), 90))
+    pose = float(np.degrees(robust_sd(found[:, _POSE_COLUMNS]).max()))
+    return landmarks, pose
+
+
 def producible(spec: VisualSpec) -> bool:
     """Whether frames of the full layout carry every channel of the spec's profile."""
     return spec.profile in producible_profiles()
