@@ -170,11 +170,15 @@ class Seeds:
 
         return self._once(f"{'long' if long else 'short'}{suffix}", lambda p: write_audio(self.speech(long), RATE, p))
 
-    def video(self, suffix: str) -> bytes:
-        """A 6 s 160x120 talking head (face + speech) in .mp4 / .mov / .webm."""
-        from tests.media import talking_head
+    def video(self, suffix: str, long_face: bool = False) -> bytes:
+        """A 160x120 talking head (face + 6 s of speech) in .mp4 / .mov / .webm: 6 s long, or with
+        ``long_face`` 35 s of face (the visual branch needs 30 s) over the same short speech."""
+        from tests.media import face_frames, talking_head, write_video
 
-        return self._once(f"head{suffix}", lambda p: talking_head(p, SHORT_TEXT, fps=FPS, size=SMALL))
+        if not long_face:
+            return self._once(f"head{suffix}", lambda p: talking_head(p, SHORT_TEXT, fps=FPS, size=SMALL))
+        frames, speech = face_frames(35 * FPS, SMALL), self.speech()
+        return self._once(f"long_face{suffix}", lambda p: write_video(p, frames, FPS, audio=speech, sample_rate=RATE))
 
     def silent_face_video(self) -> bytes:
         """3 s of the moving face with no audio stream."""
@@ -1477,7 +1481,7 @@ def _control_cases() -> list[Case]:
         Case(
             "control-talking-head-with-transcript",
             cat,
-            lambda s: _with_transcript(upload("video", s.video(".mp4"), "v.mp4", "video/mp4")),
+            lambda s: _with_transcript(upload("video", s.video(".mp4", long_face=True), "v.mp4", "video/mp4")),
             OK,
             frozenset({"visual", "text"}),
         ),
