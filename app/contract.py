@@ -223,6 +223,44 @@ class NetworkConfig(_Strict):
     dropout: float = 0.1
 
 
+class Calibration(_Strict):
+    """How the served uncertainty was calibrated on held-out (validation) participants
+    (``app.fusion.calibration``; the method and its assumptions in the README).
+
+    Interval: split-conformal on the score |true - predicted total| / predicted SD, one
+    quantile per modality subset, amount of evidence and level; the interval is the predicted
+    total +- quantile x predicted SD. Evidence buckets are bounded by ``evidence_edges_s``
+    (seconds of evidence, ``app.fusion.calibration.evidence_seconds``); a shorter bucket's
+    quantile is never below a longer one's. P(total >= cut-off): the model's probability
+    mapped through the monotone curve ``cutoff_curve`` (isotonic fit, as (raw, calibrated) knots).
+    """
+
+    method: str = "split-conformal, normalised by the predicted SD; isotonic P(total >= cutoff)"
+    levels: tuple[float, ...]
+    evidence_edges_s: tuple[float, ...]
+    quantiles: dict[str, tuple[tuple[float, ...], ...]]  # subset -> [bucket][level] -> quantile
+    counts: dict[str, tuple[int, ...]]  # subset -> participants per bucket
+    cutoff_curve: tuple[tuple[float, float], ...]
+    participants: int
+    source: str  # what the calibration participants were
+
+    @model_validator(mode="after")
+    def _check(self) -> Calibration:
+        if list(self.levels) != sorted(set(self.levels)) or not all(0 < level < 1 for level in self.levels):
+            raise ValueError("levels: increasing, each in (0, 1)")
+        if list(self.evidence_edges_s) != sorted(set(self.evidence_edges_s)):
+            raise ValueError("evidence_edges_s: increasing")
+        buckets = len(self.evidence_edges_s) + 1
+        for subset, table in self.quantiles.items():
+            if len(table) != buckets or any(len(row) != len(self.levels) for row in table):
+                raise ValueError(f"quantiles[{subset}]: {buckets} buckets x {len(self.levels)} levels")
+        raw = [knot[0] for knot in self.cutoff_curve]
+        mapped = [knot[1] for knot in self.cutoff_curve]
+        if len(raw) < 2 or raw != sorted(raw) or mapped != sorted(mapped):
+            raise ValueError("cutoff_curve: at least two knots, non-decreasing in both coordinates")
+        return self
+
+
 class FusionManifest(_Strict):
     schema_version: int = MANIFEST_SCHEMA_VERSION
     name: str = "fusion"
@@ -236,6 +274,7 @@ class FusionManifest(_Strict):
     outputs: tuple[TensorSpec, ...]
     semantics: OutputSemantics
     provenance: Provenance
+    calibration: Calibration | None = None  # versions without one answer the model's own spread
 
     @model_validator(mode="after")
     def _check_io(self) -> FusionManifest:

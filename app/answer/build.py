@@ -19,6 +19,7 @@ from app.answer.schema import (
 )
 from app.contract import MODALITIES, severity_band
 from app.fusion.aggregate import aggregate
+from app.fusion.calibration import calibrated_interval, calibrated_probability, evidence_seconds, subset_name
 from app.fusion.runner import FusionOutput
 from app.model_store import FusionModel
 from app.windows import WindowBatch
@@ -46,6 +47,19 @@ def build_answer(
     semantics = manifest.semantics
     agg = aggregate(output.item_probs, output.modality_weights, windows.coverage, semantics, interval_level)
     total = float(np.clip(agg.total, semantics.total_min, semantics.total_max))
+    warnings = list(extraction_warnings)
+    evidence = evidence_seconds(windows.inputs(), manifest.features)
+    (low, high), method, p_cut = agg.interval, "model", agg.p_at_or_above_cutoff
+    calibration = manifest.calibration
+    if calibration is not None:
+        bounds = (semantics.total_min, semantics.total_max)
+        subset = subset_name(windows.modality_mask)
+        conformal = calibrated_interval(calibration, subset, evidence, interval_level, total, agg.total_sd, bounds)
+        if conformal is None:
+            warnings.append(f"the {interval_level:g} interval is the model's own spread: no calibration for it")
+        else:
+            (low, high), method = conformal, "conformal"
+        p_cut = calibrated_probability(calibration, p_cut)
     items = [
         ItemScore(item=name, score=round(float(score), 3), distribution=[round(float(p), 5) for p in probs])
         for name, score, probs in zip(semantics.items, agg.item_scores, agg.item_probs, strict=True)
@@ -62,7 +76,6 @@ def build_answer(
             )
             for k in range(windows.size)
         ]
-    warnings = list(extraction_warnings)
     if manifest.provenance.training_data == "synthetic":
         warnings.append(SYNTHETIC_WARNING)
     if not manifest.provenance.clinically_validated:
@@ -81,8 +94,14 @@ def build_answer(
             total_rounded=int(np.clip(np.floor(total + 0.5), 0, 24)),
             severity=severity_band(total),
             band_probabilities=BandProbabilities(**{b: round(p, 4) for b, p in agg.band_probabilities.items()}),
-            interval=Interval(level=interval_level, low=agg.interval[0], high=agg.interval[1]),
-            probability_at_or_above_cutoff=round(agg.p_at_or_above_cutoff, 4),
+            interval=Interval(
+                level=interval_level,
+                low=round(low, 3),
+                high=round(high, 3),
+                method=method,
+                evidence_s=round(evidence, 1),
+            ),
+            probability_at_or_above_cutoff=round(p_cut, 4),
             cutoff=semantics.cutoff,
             items=items,
             bin_centres=[round(c, 5) for c in semantics.bin_centres],

@@ -40,6 +40,15 @@ class Interval(BaseModel):
     level: float = Field(..., examples=[0.9], description="coverage of the interval")
     low: float = Field(..., examples=[5.25])
     high: float = Field(..., examples=[13.5])
+    method: Literal["conformal", "model"] = Field(
+        ...,
+        examples=["conformal"],
+        description="conformal: calibrated on held-out participants per modality subset and amount of evidence "
+        "(see README); model: the model's own spread (a version shipped without calibration), not calibrated",
+    )
+    evidence_s: float = Field(
+        ..., ge=0, examples=[184.0], description="seconds of evidence the answer rests on (face, speech or text)"
+    )
 
 
 class BandProbabilities(BaseModel):

@@ -24,6 +24,7 @@ class Aggregate:
     item_probs: np.ndarray  # (8, K)
     item_scores: np.ndarray  # (8,)
     total: float
+    total_sd: float  # SD of the total's distribution
     interval: tuple[float, float]
     p_at_or_above_cutoff: float
     band_probabilities: dict[str, float]  # severity band -> P(the rounded total falls in it); sums to 1
@@ -77,6 +78,7 @@ def aggregate(
         item_probs=probs,
         item_scores=scores,
         total=float(scores.sum()),
+        total_sd=float(np.sqrt(np.sum(dist * (grid - np.sum(dist * grid)) ** 2))),
         interval=(low, high),
         p_at_or_above_cutoff=p_cut,
         band_probabilities=bands,

@@ -1,0 +1,161 @@
+"""Calibrated uncertainty: conformal intervals that cover what they say, per subset and amount of
+evidence, widen with less evidence, and a P(total >= 10) whose stated probability is the frequency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.contract import Calibration, FeatureSpec, OutputSemantics
+from app.fusion.calibration import (
+    DEFAULT_EVIDENCE_EDGES_S,
+    calibrated_interval,
+    calibrated_probability,
+    conformal_quantile,
+    evidence_seconds,
+    fit_calibration,
+    interval_quantile,
+    isotonic_curve,
+)
+from app.windows import AudioTrack, TextTrack, VisualTrack, build_windows
+
+FEATURES = FeatureSpec()
+SUBSETS = ("visual+audio+text", "audio", "text")
+BOUNDS = (0.0, 24.0)
+
+
+def _population(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Answers whose error grows as evidence shrinks and differs by subset, while the model's own
+    SD is the same for all of them: the miscalibration the conformal layer must undo."""
+    rng = np.random.default_rng(seed)
+    subsets = rng.choice(SUBSETS, n)
+    evidence = np.exp(rng.uniform(np.log(10.0), np.log(900.0), n))
+    true = rng.uniform(0.0, 24.0, n)
+    spread = (1.0 + 40.0 / np.sqrt(evidence)) * np.where(subsets == "text", 1.6, 1.0)
+    predicted = true + rng.normal(0.0, spread)
+    return {"subsets": subsets, "evidence": evidence, "true": true, "predicted": predicted, "sd": np.full(n, 2.0)}
+
+
+def _fit(data: dict[str, np.ndarray]) -> Calibration:
+    return fit_calibration(
+        data["predicted"],
+        data["sd"],
+        data["true"],
+        data["evidence"],
+        list(data["subsets"]),
+        np.full(data["true"].size, 0.5),
+        10.0,
+        participants=data["true"].size,
+        source="test",
+    )
+
+
+def _covered(calibration: Calibration, data: dict[str, np.ndarray], level: float) -> np.ndarray:
+    hits = []
+    for subset, evidence, total, sd, true in zip(
+        data["subsets"], data["evidence"], data["predicted"], data["sd"], data["true"], strict=True
+    ):
+        low, high = calibrated_interval(calibration, subset, evidence, level, total, sd, (-1e9, 1e9))
+        hits.append(low <= true <= high)
+    return np.asarray(hits)
+
+
+@pytest.mark.parametrize("level", [0.8, 0.9])
+def test_a_fresh_draw_is_covered_at_the_stated_level_in_every_subset_and_bucket(level: float) -> None:
+    calibration = _fit(_population(12000, seed=1))
+    fresh = _population(12000, seed=2)
+    covered = _covered(calibration, fresh, level)
+    buckets = np.searchsorted(DEFAULT_EVIDENCE_EDGES_S, fresh["evidence"], side="right")
+    for subset in SUBSETS:
+        mine = fresh["subsets"] == subset
+        assert abs(covered[mine].mean() - level) < 0.03, subset
+        for b in range(len(DEFAULT_EVIDENCE_EDGES_S) + 1):
+            group = mine & (buckets == b)
+            assert abs(covered[group].mean() - level) < 0.06, (subset, b)
+    # the model's own +- 1.645 SD "90 %" interval would not have been
+    naive = np.abs(fresh["true"] - fresh["predicted"]) <= 1.645 * fresh["sd"]
+    assert naive.mean() < 0.75
+
+
+def test_intervals_widen_as_evidence_shrinks_and_are_clipped_to_the_scale() -> None:
+    calibration = _fit(_population(6000, seed=3))
+    widths = []
+    for evidence in (10.0, 60.0, 300.0, 900.0):
+        low, high = calibrated_interval(calibration, "audio", evidence, 0.9, 12.0, 2.0, BOUNDS)
+        widths.append(high - low)
+    assert widths == sorted(widths, reverse=True) and widths[0] > 1.5 * widths[-1]
+    low, high = calibrated_interval(calibration, "text", 10.0, 0.9, 1.0, 2.0, BOUNDS)
+    assert low == 0.0 and high > 1.0
+
+
+def test_an_uncalibrated_subset_or_level_gives_none() -> None:
+    calibration = _fit(_population(600, seed=4))
+    assert interval_quantile(calibration, "visual", 100.0, 0.9) is None
+    assert interval_quantile(calibration, "audio", 100.0, 0.99) is None
+    assert interval_quantile(calibration, "audio", 100.0, 0.85) is not None  # between stored levels
+
+
+def test_the_conformal_quantile_is_the_finite_sample_one() -> None:
+    scores = np.arange(1.0, 20.0)  # n = 19: level 0.9 -> rank ceil(20 * 0.9) = 18
+    assert conformal_quantile(scores, 0.9) == 18.0
+    assert conformal_quantile(scores, 0.99) == 19.0
+
+
+def test_isotonic_recalibration_turns_an_overconfident_probability_into_a_frequency() -> None:
+    rng = np.random.default_rng(5)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        truth = rng.uniform(0.0, 1.0, n)
+        outcome = rng.uniform(0.0, 1.0, n) < truth
+        logit = np.log(truth / (1 - truth))
+        return 1.0 / (1.0 + np.exp(-3.0 * logit)), outcome  # far too sure of itself
+
+    def ece(p: np.ndarray, outcome: np.ndarray) -> float:
+        bins = np.minimum((p * 10).astype(int), 9)
+        return float(sum(abs(p[bins == b].mean() - outcome[bins == b].mean()) * np.mean(bins == b)
+                         for b in range(10) if np.any(bins == b)))
+
+    raw, outcome = draw(5000)
+    curve = isotonic_curve(raw, outcome)
+    calibration = _fit(_population(100, seed=6)).model_copy(update={"cutoff_curve": curve})
+    fresh, fresh_outcome = draw(5000)
+    mapped = np.array([calibrated_probability(calibration, p) for p in fresh])
+    assert ece(fresh, fresh_outcome) > 0.1
+    assert ece(mapped, fresh_outcome) < 0.03
+    assert np.all(np.diff(mapped[np.argsort(fresh)]) >= -1e-12)  # monotone
+
+
+def test_evidence_counts_seconds_of_speech_once_across_overlapping_windows() -> None:
+    def speech_windows(seconds: float):
+        n = round(seconds * FEATURES.audio.rate_hz)
+        track = AudioTrack(frames=np.zeros((n, FEATURES.audio.dim), np.float32), speech=np.ones(n, bool), snr_db=30.0)
+        return build_windows(FEATURES, audio=track)
+
+    for seconds in (10.0, 60.0, 300.0):
+        windows = speech_windows(seconds)
+        assert evidence_seconds(windows.inputs(), FEATURES) == pytest.approx(seconds, rel=0.03)
+
+
+def test_evidence_is_what_the_richest_modality_holds() -> None:
+    rate = FEATURES.visual.rate_hz
+    n = round(40 * rate)
+    face = VisualTrack(
+        frames=np.zeros((n, FEATURES.visual.dim), np.float32), valid=np.arange(n) % 2 == 0, confidence=np.ones(n)
+    )
+    text = TextTrack(embeddings=np.zeros((3, FEATURES.text.dim), np.float32), start_s=np.array([0.0, 5.0, 9.0]),
+                     word_counts=np.array([12, 15, 9]))
+    visual_only = build_windows(FEATURES, visual=face)
+    assert evidence_seconds(visual_only.inputs(), FEATURES) == pytest.approx(20.0, abs=0.2)  # half the frames
+    both = build_windows(FEATURES, visual=face, text=text)
+    assert evidence_seconds(both.inputs(), FEATURES) == pytest.approx(20.0, abs=0.2)  # 3 utterances: 18 s
+
+
+def test_a_malformed_calibration_is_refused_by_the_manifest_schema() -> None:
+    good = _fit(_population(300, seed=7)).model_dump()
+    with pytest.raises(ValueError, match="levels"):
+        Calibration.model_validate({**good, "levels": [0.9, 0.8, 0.5, 0.6, 0.7, 0.95]})
+    with pytest.raises(ValueError, match="buckets"):
+        Calibration.model_validate({**good, "quantiles": {"audio": [[1.0] * 6]}})
+    with pytest.raises(ValueError, match="cutoff_curve"):
+        Calibration.model_validate({**good, "cutoff_curve": [[0.0, 0.5], [1.0, 0.2]]})
+    assert OutputSemantics().cutoff == 10.0
