@@ -221,6 +221,14 @@ class NetworkConfig(_Strict):
     pool_audio: int = 4
     pool_text: int = 1
     dropout: float = 0.1
+    # version 3 on: the modality attention also sees how much of each window a modality fills
+    # (face frames found, audio frames, utterances, from the masks) and weighs it like quality
+    evidence_attention: bool = False
+    # the smallest exponent of the quality gate (weight ~ quality ** exponent): 0.5 to version 2
+    quality_floor: float = Field(0.5, gt=0)
+    # whether the learned attention score also sees the quality figures (to version 2): then it
+    # can learn to undo the gate; without, lower quality always means less weight
+    quality_in_keys: bool = True
 
 
 class Calibration(_Strict):

@@ -50,7 +50,8 @@ def _calibrated(quantiles: tuple[float, ...], curve: tuple[tuple[float, float], 
 
 
 def test_without_a_calibration_the_interval_is_the_models_own_and_says_so() -> None:
-    answer, windows, output = _answer(MODEL, 90.0)
+    uncalibrated = replace(MODEL, manifest=MODEL.manifest.model_copy(update={"calibration": None}))
+    answer, windows, output = _answer(uncalibrated, 90.0)
     agg = aggregate(output.item_probs, output.modality_weights, windows.coverage, MODEL.manifest.semantics, 0.9)
     assert answer.phq8.interval.method == "model"
     assert (answer.phq8.interval.low, answer.phq8.interval.high) == pytest.approx(agg.interval)

@@ -159,3 +159,34 @@ def test_a_malformed_calibration_is_refused_by_the_manifest_schema() -> None:
     with pytest.raises(ValueError, match="cutoff_curve"):
         Calibration.model_validate({**good, "cutoff_curve": [[0.0, 0.5], [1.0, 0.2]]})
     assert OutputSemantics().cutoff == 10.0
+
+
+def test_a_noisy_long_bucket_is_pooled_with_its_neighbour_not_spread_to_every_shorter_one() -> None:
+    from app.fusion.calibration import monotone_quantiles
+
+    rng = np.random.default_rng(8)
+    spreads = (3.0, 2.0, 1.5, 1.4, 2.2)  # the longest bucket, 40 answers, happens to run wide
+    groups = [np.abs(rng.normal(0.0, s, n)) for s, n in zip(spreads, (300, 500, 400, 300, 40), strict=True)]
+    table = np.array(monotone_quantiles(groups, (0.9,)))[:, 0]
+    assert np.all(np.diff(table) <= 1e-12)  # never narrower for less evidence
+    assert table[0] > 1.5 * table[-1]  # the short buckets keep their own, wider quantiles
+    own = [conformal_quantile(g, 0.9) for g in groups]
+    assert table[1] == pytest.approx(own[1]) and table[0] == pytest.approx(own[0])
+
+
+def test_where_whole_interviews_are_enough_they_alone_calibrate_their_bucket() -> None:
+    # shortened copies that err less than whole interviews of the same evidence must not narrow
+    # the whole interviews' interval (served requests are whole interviews)
+    rng = np.random.default_rng(9)
+    n = 4000
+    whole = rng.random(n) < 0.5
+    evidence = np.full(n, 60.0)
+    true = rng.uniform(0, 24, n)
+    predicted = true + rng.normal(0.0, np.where(whole, 3.0, 1.0))
+    args = (predicted, np.full(n, 1.0), true, evidence, ["audio"] * n, np.full(n, 0.5), 10.0)
+    fitted = fit_calibration(*args, participants=n, source="test", whole=whole)
+    pooled = fit_calibration(*args, participants=n, source="test")
+    scores = np.abs(true - predicted)[whole]
+    q_whole = interval_quantile(fitted, "audio", 60.0, 0.9)
+    assert np.mean(scores <= q_whole) == pytest.approx(0.9, abs=0.02)
+    assert np.mean(scores <= interval_quantile(pooled, "audio", 60.0, 0.9)) < 0.85

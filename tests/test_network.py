@@ -129,3 +129,45 @@ def test_with_every_item_known_the_total_argument_does_not_matter() -> None:
         a = fusion_loss(net, batch, items, items.sum(dim=1), semantics)
         b = fusion_loss(net, batch, items, torch.zeros(4), semantics)
     assert torch.isclose(a, b)
+
+
+def test_the_damage_penalty_charges_the_weight_a_damaged_modality_keeps() -> None:
+    import torch
+
+    from training.network import INPUT_NAMES
+    from training.train import fusion_loss
+
+    net, batch, semantics = _loss_inputs()
+    net.eval()
+    items = torch.tensor([[1.0] * 8, [2.0] * 8, [0.0] * 8, [3.0] * 8])
+    damaged = torch.tensor([0, -1, 2, -1])  # window 0: its face; window 2: its text
+    with torch.no_grad():
+        plain = fusion_loss(net, batch, items, items.sum(dim=1), semantics)
+        charged = fusion_loss(net, batch, items, items.sum(dim=1), semantics, damaged=damaged, damage_penalty=2.0)
+        weights = net.forward_logits(*(batch[name] for name in INPUT_NAMES))[2]
+    kept = torch.stack([weights[0, :, 0], weights[2, :, 2]]).mean()
+    assert torch.isclose(charged - plain, 2.0 * kept, atol=1e-5)
+
+
+def test_evidence_attention_moves_weight_away_from_a_modality_that_fills_less_of_its_window() -> None:
+    import torch
+
+    from app.contract import FeatureSpec, NetworkConfig, OutputSemantics
+    from training.export import random_inputs
+    from training.network import INPUT_NAMES, FusionNet
+
+    features, semantics = FeatureSpec(), OutputSemantics()
+    torch.manual_seed(0)
+    net = FusionNet(features, NetworkConfig(evidence_attention=True, quality_floor=1.0), semantics).eval()
+    lengths = {"visual": 30, "audio": 40, "text": 5}
+    arrays = random_inputs(features, 4, lengths, np.random.default_rng(0))
+    inputs = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    inputs["modality_mask"][:] = 1.0
+    inputs["audio_mask"][:] = 1.0
+    sparse = dict(inputs)
+    sparse["audio_mask"] = inputs["audio_mask"].clone()
+    sparse["audio_mask"][:, 4:] = 0.0  # a tenth of the window
+    with torch.no_grad():
+        full = net.forward_logits(*(inputs[name] for name in INPUT_NAMES))[2][..., 1].mean()
+        short = net.forward_logits(*(sparse[name] for name in INPUT_NAMES))[2][..., 1].mean()
+    assert short < 0.7 * full

@@ -115,6 +115,18 @@ def load_windows(paths: list[Path], features: FeatureSpec) -> WindowSet:
     return stack_windows(sessions(), features)
 
 
+def first_participants(windows: WindowSet, n: int) -> WindowSet:
+    """The windows of the first ``n`` participants only (e.g. a cheaper selection set)."""
+    keep = windows.owner < n
+    return WindowSet(
+        inputs={k: v[keep] for k, v in windows.inputs.items()},
+        coverage=windows.coverage[keep],
+        owner=windows.owner[keep],
+        items=windows.items[:n],
+        totals=windows.totals[:n],
+    )
+
+
 def modality_subsets() -> list[tuple[str, ...]]:
     """Every non-empty subset of the modalities, largest first."""
     subsets: list[tuple[str, ...]] = []

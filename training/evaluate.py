@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.contract import MODALITIES, FeatureSpec, FusionManifest, OutputSemantics
+from app.contract import MODALITIES, Calibration, FeatureSpec, FusionManifest, OutputSemantics
 from app.fusion.aggregate import aggregate
 from app.model_store import served_model_dir, text_encoder_dir
 from training.data import WindowSet, modality_subsets, regression_metrics, restrict
@@ -119,16 +119,43 @@ def onnx_runner(model_path: Path, threads: int = 2) -> RunFn:
 
 
 def evaluation_report(
-    onnx_path: Path, splits: dict[str, WindowSet], semantics: OutputSemantics, train_mean: float
+    onnx_path: Path,
+    splits: dict[str, WindowSet],
+    features: FeatureSpec,
+    semantics: OutputSemantics,
+    train_mean: float,
+    calibration: Calibration | None,
 ) -> dict:
-    """The exported model (what the server runs) on each held-out split, printed and returned."""
+    """The exported model (what the server runs) on each held-out split, printed and returned:
+    point metrics per subset, and the uncertainty the server would state (interval coverage
+    and width next to the model's own, ECE of P(total >= cutoff), the reliability diagram)."""
+    from training.calibrate import answer_all, uncertainty_report
+
     run = onnx_runner(onnx_path)
     out = {"protocol": PROTOCOL, "splits": {}}
     for name, windows in splits.items():
         out["splits"][name] = evaluate(run, windows, semantics, train_mean)
+        answers = answer_all(run, windows, features, semantics)
+        out["splits"][name]["uncertainty"] = uncertainty_report(answers, calibration, semantics.cutoff)
         print(f"--- {name}", flush=True)
         print(format_report(out["splits"][name]), flush=True)
+        print(format_uncertainty(out["splits"][name]["uncertainty"]), flush=True)
     return out
+
+
+def format_uncertainty(report: dict) -> str:
+    lines = [f"{'whole interviews':<20} {'cov 0.8':>8} {'model':>6} {'width':>6} {'cov 0.9':>8} {'model':>6} "
+             f"{'width':>6} {'ECE':>6} {'model':>6}"]
+    for subset, row in report["whole interviews"].items():
+        a, b = row["0.8"], row["0.9"]
+        lines.append(
+            f"{subset:<20} {a.get('coverage', float('nan')):8.3f} {a['model_coverage']:6.3f} "
+            f"{a.get('mean_width', float('nan')):6.2f} {b.get('coverage', float('nan')):8.3f} "
+            f"{b['model_coverage']:6.3f} {b.get('mean_width', float('nan')):6.2f} "
+            f"{row.get('ece', float('nan')):6.3f} {row['ece_model']:6.3f}"
+        )
+    lines.append(f"P(total >= cutoff), pooled: ECE {report['cutoff_probability']['ece']:.3f}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -140,6 +167,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="feature cache (default: .build/corpus or .build/daic)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--robustness-participants", type=int, default=30, help="synthetic: people of the robustness table (0: none)"
+    )
     args = parser.parse_args()
     args.model = args.model or served_model_dir()
 
@@ -159,7 +189,19 @@ def main() -> None:
         cache = args.cache or Path(".build/corpus")
         paths = build_corpus(people, args.seed, manifest.features, encoder_dir, cache, args.workers)
         splits = {"synthetic": load_windows(paths, manifest.features)}
-    report = evaluation_report(args.model / manifest.model_file, splits, manifest.semantics, train_mean)
+    report = evaluation_report(
+        args.model / manifest.model_file, splits, manifest.features, manifest.semantics, train_mean,
+        manifest.calibration,
+    )
+    if args.data is None and args.robustness_participants:
+        from training.robustness import format_table, held_out_people, robustness
+
+        people = held_out_people(args.robustness_participants, seed=90210)
+        report["robustness"] = robustness(
+            onnx_runner(args.model / manifest.model_file), manifest.features, manifest.semantics, train_mean,
+            people, 90210, args.cache or Path(".build/corpus"), args.workers,
+        )
+        print(format_table(report["robustness"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

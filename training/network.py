@@ -9,6 +9,12 @@ always moves away from a degraded modality), each giving a distribution over sco
 bins. Expected item scores sum to the total; item order is kept (the reference's scoring
 sorted the items before summing, losing it).
 
+From version 3 (NetworkConfig.evidence_attention, quality_floor, quality_in_keys): the
+gate also weighs how much of the window each modality fills (face frames found, audio
+frames, utterances: the masks' means), its smallest exponent is 1, and the learned score
+sees only the embedding and the modality's id, so it cannot learn to undo the gate: with
+everything else equal, lower quality or less evidence always means less weight.
+
 Everything here exports to ONNX: masks are inputs, no packed sequences, no Python
 control flow that depends on data.
 """
@@ -24,8 +30,8 @@ from app.contract import MODALITIES, FeatureSpec, NetworkConfig, OutputSemantics
 
 # large enough to zero a softmax term in float32, small enough not to overflow
 _MASK_NEG = 1e4
-# the attention score of a modality gains exponent * log(quality + eps) per quality figure
-QUALITY_FLOOR = 0.5
+# the attention score of a modality gains exponent * log(quality + eps) per quality figure,
+# exponent >= NetworkConfig.quality_floor
 QUALITY_EPS = 0.05
 
 
@@ -82,13 +88,17 @@ class FusionNet(nn.Module):
                 Branch(features.text.dim, cfg, cfg.pool_text, input_scale=math.sqrt(features.text.dim)),
             ]
         )
-        key_dim = cfg.embed_dim + n_quality + self.n_modalities
+        self.evidence_attention = cfg.evidence_attention
+        self.quality_floor = cfg.quality_floor
+        n_evidence = 1 if cfg.evidence_attention else 0
+        self.quality_in_keys = cfg.quality_in_keys
+        key_dim = cfg.embed_dim + (n_quality + n_evidence if cfg.quality_in_keys else 0) + self.n_modalities
         # one modality-attention per item head: score = v_h . tanh(W_h [e_m; q_m; id_m] + b_h)
         self.attn_w = nn.Parameter(torch.randn(self.n_items, key_dim, cfg.head_hidden) / math.sqrt(key_dim))
         self.attn_b = nn.Parameter(torch.zeros(self.n_items, 1, cfg.head_hidden))
         self.attn_v = nn.Parameter(torch.randn(self.n_items, cfg.head_hidden) / math.sqrt(cfg.head_hidden))
-        # quality gate: per item and quality field, weight ~ quality ** (QUALITY_FLOOR + softplus(g))
-        self.quality_gain = nn.Parameter(torch.zeros(self.n_items, n_quality))
+        # quality gate: per item and quality field, weight ~ quality ** (quality_floor + softplus(g))
+        self.quality_gain = nn.Parameter(torch.zeros(self.n_items, n_quality + n_evidence))
         self.head_w1 = nn.Parameter(
             torch.randn(self.n_items, cfg.embed_dim, cfg.head_hidden) / math.sqrt(cfg.embed_dim)
         )
@@ -139,11 +149,17 @@ class FusionNet(nn.Module):
         emb = torch.stack(embeddings, dim=1)  # (B, M, E)
         batch = emb.shape[0]
         ids = self.modality_ids.unsqueeze(0).expand(batch, -1, -1)
-        keys = torch.cat([emb, quality, ids], dim=-1)  # (B, M, K)
+        if self.evidence_attention:
+            # the share of the window each modality fills: a short or sparse input is less evidence
+            evidence = torch.stack(
+                [m.mean(dim=1) for m in (visual_mask, audio_mask, text_mask)], dim=1
+            ) * modality_mask  # (B, M)
+            quality = torch.cat([quality, evidence.unsqueeze(-1)], dim=-1)
+        keys = torch.cat([emb, quality, ids] if self.quality_in_keys else [emb, ids], dim=-1)  # (B, M, K)
         hidden = torch.tanh(torch.einsum("bmk,hka->bhma", keys, self.attn_w) + self.attn_b.unsqueeze(0))
         scores = torch.einsum("bhma,ha->bhm", hidden, self.attn_v)  # (B, H, M)
         # a structural guarantee, not only a learned one: lower quality always means less weight
-        exponents = QUALITY_FLOOR + nn.functional.softplus(self.quality_gain)  # (H, Q)
+        exponents = self.quality_floor + nn.functional.softplus(self.quality_gain)  # (H, Q)
         scores = scores + torch.einsum("bmq,hq->bhm", torch.log(quality + QUALITY_EPS), exponents)
         weights = masked_softmax(scores, modality_mask.unsqueeze(1), dim=-1)
         fused = torch.einsum("bhm,bme->bhe", weights, emb)  # (B, H, E)

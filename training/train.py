@@ -9,11 +9,13 @@ Corpus: reads the licensed corpus's own files (training/daic), maps them to the
 manifest's features (docs/training.md), cached under .build/daic; E-DAIC defaults to the
 landmark-free visual profile ``gaze_pose_v1``.
 
-Both then train with modality dropout, keep the epoch with the best validation (dev)
-MAE (never the test split), export to ONNX with a parity check against PyTorch, evaluate
-the exported model per modality subset next to the mean predictor, and write
-``<store>/<version>/{model.onnx, manifest.json, evaluation.json, checkpoint.pt,
-history.json}``, by default as the next free version, which the server then serves.
+Both then train with modality dropout and window-space damage (training.damage), keep the
+epoch with the best validation (dev) MAE (never the test split), export to ONNX with a
+parity check against PyTorch, calibrate the exported model's uncertainty on the validation
+split (training.calibrate), evaluate it per modality subset next to the mean predictor
+(with interval coverage, ECE and, on synthetic data, the robustness table), and write
+``<store>/<version>/{model.onnx, manifest.json, evaluation.json, reliability.png,
+checkpoint.pt, history.json}``, by default as the next free version, which the server then serves.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from app.contract import (
     FULL_VISUAL_PROFILE,
     MODALITIES,
     VISUAL_PROFILES,
+    Calibration,
     FeatureSpec,
     FusionManifest,
     NetworkConfig,
@@ -45,12 +48,15 @@ from app.contract import (
 )
 from app.features.visual.space import producible_profiles
 from app.model_store import sha256_file, versions
+from training.calibrate import calibrate, reliability_png
 from training.daic.files import DaicFileError
-from training.data import WindowSet, load_windows
+from training.damage import damage_batch
+from training.data import WindowSet, first_participants, load_windows
 from training.evaluate import (
     HEADLINE,
     REPORT_FILE,
     evaluation_report,
+    onnx_runner,
     predict_participants,
 )
 from training.export import OPSET, PARITY_TOLERANCE, export_onnx, parity
@@ -62,7 +68,6 @@ TEXT_ENCODER_DIR = Path("model_store/text_encoder/1")
 # model selection: mean validation MAE over these subsets (clients send any of them)
 SELECTION_SUBSETS: tuple[tuple[str, ...], ...] = (MODALITIES, ("visual",), ("audio",), ("text",))
 ATTENTION_TEMPERATURE = 0.1
-ATTENTION_WEIGHT = 1.0
 
 
 def torch_runner(net: FusionNet):
@@ -107,12 +112,19 @@ def fusion_loss(
     items: torch.Tensor,
     totals: torch.Tensor,
     semantics: OutputSemantics,
+    attention_weight: float = 1.0,
+    damaged: torch.Tensor | None = None,
+    damage_penalty: float = 0.0,
 ) -> torch.Tensor:
     """Item KL + expected-score L1 on the fused output, the same per modality alone, and an
     attention target: per item, more weight to the modalities whose own prediction was better.
 
     Rows whose items are unknown (NaN; a corpus that gives only the total) take the L1 of
-    the expected total instead, per item, and no item or attention terms."""
+    the expected total instead, per item, and no item or attention terms.
+
+    ``damaged`` (B,) names the modality training.damage damaged in each window (-1: none);
+    ``damage_penalty`` times the mean weight the heads still give it is added, so weight
+    leaves a modality once its input shows damage."""
     logits, _, weights, emb = net.forward_logits(*(batch[name] for name in INPUT_NAMES))
     known = torch.isfinite(items).all(dim=1)  # (B,)
     share = known.float() / known.float().sum().clamp(min=1.0)  # mean over the rows with items
@@ -128,7 +140,12 @@ def fusion_loss(
         -uni_kl.detach().transpose(1, 2) / ATTENTION_TEMPERATURE, batch["modality_mask"].unsqueeze(1), dim=-1
     )
     attention = (-(reliability * torch.log(weights + 1e-8)).sum(dim=-1).mean(dim=1) * share).sum()
-    return fused + 0.5 * unimodal + ATTENTION_WEIGHT * attention
+    loss = fused + 0.5 * unimodal + attention_weight * attention
+    if damaged is not None and damage_penalty and bool((damaged >= 0).any()):
+        rows = torch.nonzero(damaged >= 0).flatten()
+        kept = weights[rows, :, damaged[rows]]  # (R, H): the damaged modality's weight per item head
+        loss = loss + damage_penalty * kept.mean()
+    return loss
 
 
 def train_model(
@@ -143,6 +160,9 @@ def train_model(
     batch_size: int = 32,
     lr: float = 2e-3,
     dropout_p: float = 0.5,
+    damage_rate: float = 0.0,
+    attention_weight: float = 1.0,
+    damage_penalty: float = 0.0,
 ) -> tuple[FusionNet, list[dict]]:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -163,10 +183,11 @@ def train_model(
             index = order[start : start + batch_size]
             batch = {k: torch.from_numpy(v) for k, v in train.batch(index).items()}
             modality_dropout(batch, dropout_p, generator)
+            damaged = damage_batch(batch, damage_rate, generator) if damage_rate else None
             owners = train.owner[index]
             items = torch.from_numpy(train.items[owners])
             totals = torch.from_numpy(train.totals[owners].astype(np.float32))
-            loss = fusion_loss(net, batch, items, totals, semantics)
+            loss = fusion_loss(net, batch, items, totals, semantics, attention_weight, damaged, damage_penalty)
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 2.0)
@@ -223,7 +244,8 @@ def ship(
     semantics: OutputSemantics,
     out: Path,
     history: list[dict],
-    report: Callable[[Path], dict],
+    report: Callable[[Path, Calibration], dict],
+    calibration_windows: WindowSet,
     *,
     started: float,
     argv: list[str] | None,
@@ -233,9 +255,10 @@ def ship(
     metrics: dict,
     notes: str,
 ) -> FusionManifest:
-    """Export to ONNX (parity-checked), evaluate the export with ``report``, then write the
-    manifest (provenance common to every run plus ``corpus`` and ``metrics``), checkpoint,
-    history and report."""
+    """Export to ONNX (parity-checked), calibrate it on ``calibration_windows``, evaluate the
+    export with ``report``, then write the manifest (provenance common to every run plus
+    ``corpus`` and ``metrics``, and the calibration), checkpoint, history, report and the
+    reliability diagram."""
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / "model.onnx"
     export_onnx(net, features, onnx_path)
@@ -244,8 +267,18 @@ def ship(
     if worst > PARITY_TOLERANCE:
         sys.exit(f"parity check failed: {worst} > {PARITY_TOLERANCE}")
     torch.save(net.state_dict(), out / "checkpoint.pt")
-    evaluation = report(onnx_path)
+    calibrated = time.monotonic()
+    calibration = calibrate(
+        onnx_runner(onnx_path), calibration_windows, features, semantics,
+        source=f"{training_data} validation participants ({calibration_windows.totals.size}), each also cut to "
+        "10, 20, 30, 60 and 90 s, every modality subset",
+    )
+    print(f"calibrated on the validation split in {time.monotonic() - calibrated:.0f}s", flush=True)
+    evaluation = report(onnx_path, calibration)
     (out / REPORT_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
+    first_split = next(iter(evaluation["splits"].values()))
+    if reliability_png(first_split["uncertainty"], out / "reliability.png"):
+        print(f"wrote {out / 'reliability.png'}", flush=True)
     inputs, outputs = io_specs(features, semantics)
     manifest = FusionManifest(
         version=int(out.name),
@@ -256,6 +289,7 @@ def ship(
         inputs=inputs,
         outputs=outputs,
         semantics=semantics,
+        calibration=calibration,
         provenance=Provenance(
             training_data=training_data,
             clinically_validated=False,
@@ -283,7 +317,12 @@ def ship(
 def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
     started = time.monotonic()
     features = FeatureSpec(visual=VisualSpec(profile=args.visual_profile or FULL_VISUAL_PROFILE))
-    cfg, semantics = NetworkConfig(), OutputSemantics()
+    cfg = NetworkConfig(
+        evidence_attention=not args.no_evidence_attention,
+        quality_floor=args.quality_floor,
+        quality_in_keys=args.quality_in_keys,
+    )
+    semantics = OutputSemantics()
     people = draw_participants(args.train + args.val + args.test, seed=args.seed)
     print(f"participants: {describe_totals(people)}", flush=True)
     paths = build_corpus(people, args.seed, features, TEXT_ENCODER_DIR, args.cache, args.workers)
@@ -298,10 +337,28 @@ def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
     print({name: d.size for name, d in data.items()}, "windows", flush=True)
 
     budget = args.max_minutes * 60
-    net, history = train_model(data["train"], data["val"], features, cfg, semantics, args.seed, args.epochs, budget)
+    # epochs are selected on the first --select participants of the validation split (each epoch
+    # answers them for four subsets); the whole split calibrates the exported model
+    selection = first_participants(data["val"], min(args.select, args.val))
+    net, history = train_model(
+        data["train"], selection, features, cfg, semantics, args.seed, args.epochs, budget,
+        damage_rate=args.damage_rate, attention_weight=args.attention_weight, damage_penalty=args.damage_penalty,
+    )
     train_s = time.monotonic() - started - corpus_s
     train_mean = float(data["train"].totals.mean())
     out = args.store / str(args.version or next_version(args.store))
+
+    def report(onnx_path: Path, calibration: Calibration) -> dict:
+        from training.robustness import held_out_people, robustness
+
+        evaluation = evaluation_report(onnx_path, {"test": data["test"]}, features, semantics, train_mean, calibration)
+        if args.robustness_participants:
+            people = held_out_people(args.robustness_participants, seed=90210)
+            evaluation["robustness"] = robustness(
+                onnx_runner(onnx_path), features, semantics, train_mean, people, 90210, args.cache, args.workers
+            )
+        return evaluation
+
     ship(
         net,
         features,
@@ -309,7 +366,8 @@ def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
         semantics,
         out,
         history,
-        lambda onnx_path: evaluation_report(onnx_path, {"test": data["test"]}, semantics, train_mean),
+        report,
+        data["val"],
         started=started,
         argv=argv,
         seed=args.seed,
@@ -344,7 +402,12 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
     except CorpusError as exc:
         sys.exit(str(exc))
     profile = args.visual_profile or (landmark_free_profiles()[0] if kind == CORPUS_EDAIC else FULL_VISUAL_PROFILE)
-    features, cfg, semantics = FeatureSpec(visual=VisualSpec(profile=profile)), NetworkConfig(), OutputSemantics()
+    features, semantics = FeatureSpec(visual=VisualSpec(profile=profile)), OutputSemantics()
+    cfg = NetworkConfig(
+        evidence_attention=not args.no_evidence_attention,
+        quality_floor=args.quality_floor,
+        quality_in_keys=args.quality_in_keys,
+    )
     if profile not in producible_profiles():
         print(
             f"warning: no server extractor produces the visual profile {profile!r}; the server will refuse "
@@ -365,7 +428,10 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
     print({name: d.size for name, d in data.items()}, "windows", flush=True)
 
     budget = args.max_minutes * 60
-    net, history = train_model(data["train"], data["dev"], features, cfg, semantics, args.seed, args.epochs, budget)
+    net, history = train_model(
+        data["train"], data["dev"], features, cfg, semantics, args.seed, args.epochs, budget,
+        damage_rate=args.damage_rate, attention_weight=args.attention_weight, damage_penalty=args.damage_penalty,
+    )
     train_s = time.monotonic() - started - corpus_s
     train_mean = float(data["train"].totals.mean())
     out = args.store / str(args.version or next_version(args.store))
@@ -379,7 +445,10 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
         semantics,
         out,
         history,
-        lambda onnx_path: evaluation_report(onnx_path, held_out, semantics, train_mean),
+        lambda onnx_path, calibration: evaluation_report(
+            onnx_path, held_out, features, semantics, train_mean, calibration
+        ),
+        data["dev"],
         started=started,
         argv=argv,
         seed=args.seed,
@@ -419,13 +488,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", type=Path, default=Path("model_store/fusion"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--train", type=int, default=600, help="synthetic: training participants")
-    parser.add_argument("--val", type=int, default=100, help="synthetic: validation participants (model selection)")
+    parser.add_argument(
+        "--val", type=int, default=300, help="synthetic: validation participants (selection and calibration)"
+    )
+    parser.add_argument("--select", type=int, default=100, help="synthetic: validation participants that select")
     parser.add_argument("--test", type=int, default=150, help="synthetic: held-out test participants (report only)")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--max-minutes", type=float, default=8.0, help="stop training after this long")
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--max-minutes", type=float, default=9.0, help="stop training after this long")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", type=Path, help="feature cache (default: .build/corpus or .build/daic)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--damage-rate", type=float, default=0.3, help="share of windows with one modality damaged (training.damage)"
+    )
+    parser.add_argument(
+        "--damage-penalty", type=float, default=0.5,
+        help="loss per unit of weight a damaged modality keeps in its damaged window",
+    )
+    parser.add_argument("--quality-floor", type=float, default=1.0, help="the quality gate's smallest exponent")
+    parser.add_argument(
+        "--quality-in-keys", action="store_true",
+        help="let the learned attention score see the quality figures too (to version 2; it can undo the gate)",
+    )
+    parser.add_argument(
+        "--attention-weight", type=float, default=1.0,
+        help="weight of the best-single-modality attention target beside the fused answer's own loss",
+    )
+    parser.add_argument(
+        "--no-evidence-attention", action="store_true",
+        help="the version 1-2 attention (quality only, not how much of the window a modality fills)",
+    )
+    parser.add_argument(
+        "--robustness-participants", type=int, default=30,
+        help="synthetic: held-out people of the robustness table in the report (0: none)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --version (a rebuild)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -25,11 +25,14 @@ from app.contract import MODALITIES, Calibration, FeatureSpec
 # the predicted SD never counts as less than this in the score (total points): a model sure of
 # a wrong answer must still get a usable interval
 MIN_SD = 0.25
-# a (subset, evidence bucket) group with fewer calibration participants uses the subset's pooled quantile
+# a (subset, evidence bucket) group with fewer calibration answers joins its neighbour
 MIN_GROUP = 25
+# a bucket with at least this many whole interviews is calibrated on them alone: served requests
+# are whole interviews, and shortened copies stand in only where whole ones are too few
+MIN_WHOLE = 50
 DEFAULT_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-# seconds of evidence: under 45 s, up to 2.5 min, up to 6.5 min, longer
-DEFAULT_EVIDENCE_EDGES_S = (45.0, 150.0, 390.0)
+# seconds of evidence: under 20 s, to 45 s, to 1.5 min, to 2.5 min, longer
+DEFAULT_EVIDENCE_EDGES_S = (20.0, 45.0, 90.0, 150.0)
 
 
 def subset_name(modality_mask: np.ndarray) -> str:
@@ -91,6 +94,41 @@ def isotonic_curve(raw: np.ndarray, outcome: np.ndarray) -> tuple[tuple[float, f
     return ((0.0, knots[0][1]), *knots, (1.0, knots[-1][1]))
 
 
+def monotone_quantiles(groups: list[np.ndarray], levels: Sequence[float]) -> list[list[float]]:
+    """Conformal quantiles per evidence bucket (least evidence first) that never fall as evidence
+    shrinks: a bucket with fewer than MIN_GROUP scores joins its neighbour, and adjacent buckets
+    whose quantiles run the wrong way are pooled (their scores merged, the quantile taken anew)
+    until none do, as pool-adjacent-violators does for a monotone fit."""
+    blocks: list[tuple[list[int], np.ndarray]] = []  # (buckets, their pooled scores)
+    for index, group in enumerate(groups):
+        if blocks and (group.size < MIN_GROUP or blocks[-1][1].size < MIN_GROUP):
+            members, pooled = blocks.pop()
+            blocks.append(([*members, index], np.concatenate([pooled, group])))
+        else:
+            blocks.append(([index], group))
+
+    def quantiles(pooled: np.ndarray) -> np.ndarray:
+        if pooled.size == 0:
+            return np.zeros(len(levels))
+        return np.array([conformal_quantile(pooled, level) for level in levels])
+
+    merged = True
+    while merged and len(blocks) > 1:
+        merged = False
+        for k in range(len(blocks) - 1):
+            # block k holds less evidence than block k + 1: its quantiles must not be lower
+            if np.any(quantiles(blocks[k][1]) < quantiles(blocks[k + 1][1]) - 1e-12):
+                (a, pa), (b, pb) = blocks[k], blocks[k + 1]
+                blocks[k : k + 2] = [([*a, *b], np.concatenate([pa, pb]))]
+                merged = True
+                break
+    table: list[list[float]] = [[] for _ in groups]
+    for members, pooled in blocks:
+        for index in members:
+            table[index] = quantiles(pooled).tolist()
+    return table
+
+
 def fit_calibration(
     predicted: np.ndarray,
     predicted_sd: np.ndarray,
@@ -103,9 +141,11 @@ def fit_calibration(
     source: str,
     levels: Sequence[float] = DEFAULT_LEVELS,
     edges: Sequence[float] = DEFAULT_EVIDENCE_EDGES_S,
+    whole: np.ndarray | None = None,
 ) -> Calibration:
     """The calibration of held-out answers: one row per (participant, subset, input length), from
-    ``participants`` distinct people."""
+    ``participants`` distinct people. ``whole`` marks the rows that are whole interviews (the
+    others: shortened copies); a bucket with MIN_WHOLE of them is calibrated on them alone."""
     predicted, true = np.asarray(predicted, np.float64), np.asarray(true, np.float64)
     scores = np.abs(true - predicted) / np.maximum(np.asarray(predicted_sd, np.float64), MIN_SD)
     buckets = bucket(np.asarray(evidence_s, np.float64), edges)
@@ -114,17 +154,15 @@ def fit_calibration(
     counts: dict[str, tuple[int, ...]] = {}
     for subset in dict.fromkeys(subsets):
         mine = names == subset
-        pooled = [conformal_quantile(scores[mine], level) for level in levels]
-        table, sizes = [], []
+        groups = []
         for b in range(len(edges) + 1):
-            group = scores[mine & (buckets == b)]
-            sizes.append(int(group.size))
-            table.append([conformal_quantile(group, level) for level in levels] if group.size >= MIN_GROUP else pooled)
-        # less evidence never gets a narrower interval than more evidence
-        for b in range(len(table) - 2, -1, -1):
-            table[b] = [max(a, c) for a, c in zip(table[b], table[b + 1], strict=True)]
+            here = mine & (buckets == b)
+            if whole is not None and np.count_nonzero(here & whole) >= MIN_WHOLE:
+                here = here & whole
+            groups.append(scores[here])
+        table = monotone_quantiles(groups, levels)
         quantiles[subset] = tuple(tuple(round(q, 5) for q in row) for row in table)
-        counts[subset] = tuple(sizes)
+        counts[subset] = tuple(int(group.size) for group in groups)
     return Calibration(
         levels=tuple(levels),
         evidence_edges_s=tuple(edges),

@@ -19,8 +19,8 @@ def test_a_transcript_as_text_is_answered_from_the_text_branch(app_client: TestC
     answer = valid_answer(response.json(), used={"text"})
     assert answer.request_id == response.headers["x-request-id"]
     assert answer.timeline is None
-    # the shipped version has no calibration: its interval says it is the model's own spread
-    assert answer.phq8.interval.method == "model" and answer.phq8.interval.evidence_s > 0
+    # the served version ships its calibration: the interval is the conformal one
+    assert answer.phq8.interval.method == "conformal" and answer.phq8.interval.evidence_s > 0
     assert answer.inputs.text.quality["words"] == len(TRANSCRIPT.split())
     assert answer.inputs.audio.reason == "no audio given" and answer.inputs.visual.reason == "no video given"
     assert {"upload", "text", "windows", "inference", "total"} <= set(answer.timings_ms)
