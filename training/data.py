@@ -115,15 +115,15 @@ def load_windows(paths: list[Path], features: FeatureSpec) -> WindowSet:
     return stack_windows(sessions(), features)
 
 
-def first_participants(windows: WindowSet, n: int) -> WindowSet:
-    """The windows of the first ``n`` participants only (e.g. a cheaper selection set)."""
-    keep = windows.owner < n
+def participants(windows: WindowSet, start: int, stop: int) -> WindowSet:
+    """The windows of participants ``start`` to ``stop - 1`` only, renumbered from 0."""
+    keep = (windows.owner >= start) & (windows.owner < stop)
     return WindowSet(
         inputs={k: v[keep] for k, v in windows.inputs.items()},
         coverage=windows.coverage[keep],
-        owner=windows.owner[keep],
-        items=windows.items[:n],
-        totals=windows.totals[:n],
+        owner=windows.owner[keep] - start,
+        items=windows.items[start:stop],
+        totals=windows.totals[start:stop],
     )
 
 

@@ -51,7 +51,7 @@ from app.model_store import sha256_file, versions
 from training.calibrate import calibrate, reliability_png
 from training.daic.files import DaicFileError
 from training.damage import damage_batch
-from training.data import WindowSet, first_participants, load_windows
+from training.data import WindowSet, load_windows, participants
 from training.evaluate import (
     HEADLINE,
     REPORT_FILE,
@@ -338,8 +338,11 @@ def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
 
     budget = args.max_minutes * 60
     # epochs are selected on the first --select participants of the validation split (each epoch
-    # answers them for four subsets); the whole split calibrates the exported model
-    selection = first_participants(data["val"], min(args.select, args.val))
+    # answers them for four subsets); the others calibrate the exported model: calibrating on the
+    # participants that chose the epoch would make its intervals too narrow for everyone else
+    n_select = min(args.select, args.val - 1)
+    selection = participants(data["val"], 0, n_select)
+    calibration_set = participants(data["val"], n_select, args.val)
     net, history = train_model(
         data["train"], selection, features, cfg, semantics, args.seed, args.epochs, budget,
         damage_rate=args.damage_rate, attention_weight=args.attention_weight, damage_penalty=args.damage_penalty,
@@ -367,7 +370,7 @@ def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
         out,
         history,
         report,
-        data["val"],
+        calibration_set,
         started=started,
         argv=argv,
         seed=args.seed,
@@ -491,7 +494,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--val", type=int, default=300, help="synthetic: validation participants (selection and calibration)"
     )
-    parser.add_argument("--select", type=int, default=100, help="synthetic: validation participants that select")
+    parser.add_argument(
+        "--select", type=int, default=100,
+        help="synthetic: validation participants that select the epoch (the rest calibrate)",
+    )
     parser.add_argument("--test", type=int, default=150, help="synthetic: held-out test participants (report only)")
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--max-minutes", type=float, default=9.0, help="stop training after this long")
