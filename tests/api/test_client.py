@@ -430,7 +430,10 @@ def offline_answer() -> dict[str, Any]:
                 "total": 8.0,
                 "total_rounded": 8,
                 "severity": "mild",
-                "interval": {"level": 0.9, "low": 5.0, "high": 11.0},
+                "band_probabilities": {
+                    "none": 0.2, "mild": 0.6, "moderate": 0.2, "moderately_severe": 0.0, "severe": 0.0
+                },
+                "interval": {"level": 0.9, "low": 5.0, "high": 11.0, "method": "conformal", "evidence_s": 60.0},
                 "probability_at_or_above_cutoff": 0.2,
                 "cutoff": 10.0,
                 "items": items,
