@@ -92,6 +92,31 @@ class TimelineWindow(BaseModel):
     modalities: ModalityWeights
 
 
+class Candidate(BaseModel):
+    name: str = Field(
+        ..., examples=["Speaker 2"],
+        description="as the upload names it: a speaker label as the transcript writes it, 'track 2', 'left channel'",
+    )
+    chosen: bool = Field(..., examples=[True])
+    seconds: float | None = Field(None, ge=0, examples=[141.5], description="seconds of speech or media it holds")
+    words: int | None = Field(None, ge=0, examples=[812], description="words it speaks (speakers)")
+
+
+class Selection(BaseModel):
+    """A choice the service made among several candidates for the participant's input."""
+
+    kind: Literal["speaker", "audio_track", "audio_channel", "face"] = Field(..., examples=["speaker"])
+    rule: str = Field(
+        ...,
+        examples=["the option participant_speaker"],
+        description="why the chosen one was taken: a client option, or the stated rule that picked it",
+    )
+    confident: bool = Field(
+        ..., examples=[True], description="false when the rule's evidence is weak (a warning then says so)"
+    )
+    candidates: list[Candidate]
+
+
 class ModalityReport(BaseModel):
     used: bool = Field(..., examples=[True])
     reason: str | None = Field(None, examples=["no audio given"], description="why the modality was not used")
@@ -102,6 +127,13 @@ class ModalityReport(BaseModel):
         default_factory=dict,
         examples=[{"speech_ratio": 0.62, "snr_db": 31.0, "level_dbfs": -24.0}],
         description="per-modality quality figures (see README)",
+    )
+    format: str | None = Field(
+        None, examples=["webvtt (zoom)"], description="the upload's container and codecs, or the transcript dialect"
+    )
+    encoding: str | None = Field(None, examples=["utf-8"], description="the transcript's detected text encoding")
+    selections: list[Selection] = Field(
+        default_factory=list, description="every choice among speakers, tracks, channels or faces, and why"
     )
 
 
