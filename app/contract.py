@@ -229,6 +229,13 @@ class NetworkConfig(_Strict):
     # whether the learned attention score also sees the quality figures (to version 2): then it
     # can learn to undo the gate; without, lower quality always means less weight
     quality_in_keys: bool = True
+    # version 4 on: the part of the attention score that depends on the input (the embedding) is
+    # bounded to +- this, beside a learned per-item, per-modality constant, so the input can move a
+    # modality's weight by at most exp(2 x bound) and cannot buy back what the gate takes away
+    score_bound: float | None = Field(None, gt=0)
+    # version 4 on: the gate also weighs how much the face moves inside the window (the masked
+    # temporal SD of the visual features, as sd / (sd + this)): a frozen picture is not evidence
+    liveliness_scale: float | None = Field(None, gt=0)
 
 
 class Calibration(_Strict):

@@ -16,7 +16,7 @@ VISUAL, AUDIO, TEXT = 0, 1, 2
 DAMAGES = {
     VISUAL: ("face_lost", "face_frozen", "landmark_noise", "short"),
     AUDIO: ("noise", "bursts", "short"),
-    TEXT: ("utterances_lost", "other_person", "short"),
+    TEXT: ("utterances_lost", "words_lost", "other_person", "short"),
 }
 
 
@@ -96,6 +96,8 @@ def apply_damage(
             scale = 0.02 + 0.08 * torch.rand(1, generator=generator)
             noise = torch.randn(frames[rows].shape, generator=generator) * scale
             frames[rows] = (frames[rows] + noise) * mask[rows].unsqueeze(-1)
+            # the tracker's confidence falls on such a track (0.94 -> 0.66 at 8x jitter at the source)
+            quality[rows, VISUAL, 1] = quality[rows, VISUAL, 1] * (1.0 - 3.0 * scale)
     elif modality == AUDIO:
         frames, mask = batch["audio"], batch["audio_mask"]
         if kind == "noise":
@@ -118,6 +120,14 @@ def apply_damage(
             # utterances of another window of the batch (most likely another person)
             donors = torch.randint(emb.shape[0], (rows.numel(),), generator=generator)
             emb[rows] = emb[donors] * mask[rows].unsqueeze(-1)
+        elif kind == "words_lost":
+            # ASR-like loss of words: each sentence vector drifts towards an unrelated direction
+            # and the mean words per utterance falls with the share lost
+            lost = 0.3 + 0.4 * torch.rand(rows.numel(), 1, 1, generator=generator)
+            drift = torch.randn(emb[rows].shape, generator=generator)
+            drift = drift / drift.norm(dim=-1, keepdim=True) * emb[rows].norm(dim=-1, keepdim=True)
+            emb[rows] = ((1 - lost) * emb[rows] + lost * drift) * mask[rows].unsqueeze(-1)
+            quality[rows, TEXT, 1] = quality[rows, TEXT, 1] * (1 - lost.view(-1))
         else:
             before = mask[rows].sum(dim=1).clamp(min=1.0)
             if kind == "utterances_lost":

@@ -15,6 +15,17 @@ frames, utterances: the masks' means), its smallest exponent is 1, and the learn
 sees only the embedding and the modality's id, so it cannot learn to undo the gate: with
 everything else equal, lower quality or less evidence always means less weight.
 
+From version 4 (NetworkConfig.score_bound): the learned score is a per-item, per-modality
+constant plus bound * tanh(input-dependent score / bound). Version 3 showed why: its learned
+score rose on a damaged embedding (noisy audio, a face lost in 70 % of frames) by about as
+much as the gate took away, so those weights hardly moved. Bounded, a damaged input can raise
+its modality's weight by at most exp(2 * bound), and the gate's cut stands.
+
+Also from version 4 (NetworkConfig.liveliness_scale): a visual liveliness figure, the masked
+temporal SD of the visual features in the window as sd / (sd + scale), joins the gate, so a
+frozen video (a stalled call, a looped picture) loses its weight whatever its quality says.
+The audio and text columns of that figure are 1.
+
 Everything here exports to ONNX: masks are inputs, no packed sequences, no Python
 control flow that depends on data.
 """
@@ -39,6 +50,15 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.
     """Softmax over ``dim`` where mask is 1; exactly 0 elsewhere and all-zero if nothing is on."""
     weights = torch.softmax(scores + (mask - 1.0) * _MASK_NEG, dim=dim) * mask
     return weights / (weights.sum(dim=dim, keepdim=True) + 1e-6)
+
+
+def masked_temporal_sd(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, D), (B, T) -> (B,): the SD over present time steps, averaged over the features."""
+    m = mask.unsqueeze(-1)
+    n = mask.sum(dim=1).clamp(min=1.0).view(-1, 1)
+    mean = (x * m).sum(dim=1) / n
+    var = (((x - mean.unsqueeze(1)) * m) ** 2).sum(dim=1) / n
+    return torch.sqrt(var + 1e-12).mean(dim=1)
 
 
 class Branch(nn.Module):
@@ -90,7 +110,8 @@ class FusionNet(nn.Module):
         )
         self.evidence_attention = cfg.evidence_attention
         self.quality_floor = cfg.quality_floor
-        n_evidence = 1 if cfg.evidence_attention else 0
+        n_evidence = (1 if cfg.evidence_attention else 0) + (1 if cfg.liveliness_scale is not None else 0)
+        self.liveliness_scale = cfg.liveliness_scale
         self.quality_in_keys = cfg.quality_in_keys
         key_dim = cfg.embed_dim + (n_quality + n_evidence if cfg.quality_in_keys else 0) + self.n_modalities
         # one modality-attention per item head: score = v_h . tanh(W_h [e_m; q_m; id_m] + b_h)
@@ -99,6 +120,9 @@ class FusionNet(nn.Module):
         self.attn_v = nn.Parameter(torch.randn(self.n_items, cfg.head_hidden) / math.sqrt(cfg.head_hidden))
         # quality gate: per item and quality field, weight ~ quality ** (quality_floor + softplus(g))
         self.quality_gain = nn.Parameter(torch.zeros(self.n_items, n_quality + n_evidence))
+        self.score_bound = cfg.score_bound
+        if cfg.score_bound is not None:
+            self.attn_prior = nn.Parameter(torch.zeros(self.n_items, self.n_modalities))
         self.head_w1 = nn.Parameter(
             torch.randn(self.n_items, cfg.embed_dim, cfg.head_hidden) / math.sqrt(cfg.embed_dim)
         )
@@ -155,9 +179,17 @@ class FusionNet(nn.Module):
                 [m.mean(dim=1) for m in (visual_mask, audio_mask, text_mask)], dim=1
             ) * modality_mask  # (B, M)
             quality = torch.cat([quality, evidence.unsqueeze(-1)], dim=-1)
+        if self.liveliness_scale is not None:
+            sd = masked_temporal_sd(visual, visual_mask)  # (B,)
+            lively = sd / (sd + self.liveliness_scale)
+            others = torch.ones_like(modality_mask[:, 1:])
+            column = torch.cat([lively.unsqueeze(1), others], dim=1) * modality_mask  # (B, M)
+            quality = torch.cat([quality, column.unsqueeze(-1)], dim=-1)
         keys = torch.cat([emb, quality, ids] if self.quality_in_keys else [emb, ids], dim=-1)  # (B, M, K)
         hidden = torch.tanh(torch.einsum("bmk,hka->bhma", keys, self.attn_w) + self.attn_b.unsqueeze(0))
         scores = torch.einsum("bhma,ha->bhm", hidden, self.attn_v)  # (B, H, M)
+        if self.score_bound is not None:
+            scores = self.attn_prior.unsqueeze(0) + self.score_bound * torch.tanh(scores / self.score_bound)
         # a structural guarantee, not only a learned one: lower quality always means less weight
         exponents = self.quality_floor + nn.functional.softplus(self.quality_gain)  # (H, Q)
         scores = scores + torch.einsum("bmq,hq->bhm", torch.log(quality + QUALITY_EPS), exponents)

@@ -115,6 +115,9 @@ def fusion_loss(
     attention_weight: float = 1.0,
     damaged: torch.Tensor | None = None,
     damage_penalty: float = 0.0,
+    clean: dict[str, torch.Tensor] | None = None,
+    pair_weight: float = 0.0,
+    pair_ratio: float = 0.6,
 ) -> torch.Tensor:
     """Item KL + expected-score L1 on the fused output, the same per modality alone, and an
     attention target: per item, more weight to the modalities whose own prediction was better.
@@ -124,7 +127,12 @@ def fusion_loss(
 
     ``damaged`` (B,) names the modality training.damage damaged in each window (-1: none);
     ``damage_penalty`` times the mean weight the heads still give it is added, so weight
-    leaves a modality once its input shows damage."""
+    leaves a modality once its input shows damage.
+
+    ``clean`` is the batch before damage: with ``pair_weight``, each damaged window's weight
+    for the damaged modality is held against its clean twin's (detached) and charged, relative
+    to it, for whatever exceeds ``pair_ratio`` of it: the robustness target (weight falls by 30 %
+    or more) as a loss, whatever the damage does to the quality figures."""
     logits, _, weights, emb = net.forward_logits(*(batch[name] for name in INPUT_NAMES))
     known = torch.isfinite(items).all(dim=1)  # (B,)
     share = known.float() / known.float().sum().clamp(min=1.0)  # mean over the rows with items
@@ -145,6 +153,15 @@ def fusion_loss(
         rows = torch.nonzero(damaged >= 0).flatten()
         kept = weights[rows, :, damaged[rows]]  # (R, H): the damaged modality's weight per item head
         loss = loss + damage_penalty * kept.mean()
+    if damaged is not None and clean is not None and pair_weight and bool((damaged >= 0).any()):
+        rows = torch.nonzero(damaged >= 0).flatten()
+        with torch.no_grad():
+            reference = net.forward_logits(*(clean[name][rows] for name in INPUT_NAMES))[2]
+        modality = damaged[rows]
+        pick = torch.arange(rows.numel())
+        kept = weights[rows][pick, :, modality]  # (R, H)
+        before = reference[pick, :, modality]
+        loss = loss + pair_weight * (torch.relu(kept - pair_ratio * before) / (before + 0.05)).mean()
     return loss
 
 
@@ -163,6 +180,7 @@ def train_model(
     damage_rate: float = 0.0,
     attention_weight: float = 1.0,
     damage_penalty: float = 0.0,
+    pair_weight: float = 0.0,
 ) -> tuple[FusionNet, list[dict]]:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -183,11 +201,14 @@ def train_model(
             index = order[start : start + batch_size]
             batch = {k: torch.from_numpy(v) for k, v in train.batch(index).items()}
             modality_dropout(batch, dropout_p, generator)
+            clean = {k: v.clone() for k, v in batch.items()} if pair_weight else None
             damaged = damage_batch(batch, damage_rate, generator) if damage_rate else None
             owners = train.owner[index]
             items = torch.from_numpy(train.items[owners])
             totals = torch.from_numpy(train.totals[owners].astype(np.float32))
-            loss = fusion_loss(net, batch, items, totals, semantics, attention_weight, damaged, damage_penalty)
+            loss = fusion_loss(
+                net, batch, items, totals, semantics, attention_weight, damaged, damage_penalty, clean, pair_weight
+            )
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 2.0)
@@ -321,6 +342,8 @@ def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
         evidence_attention=not args.no_evidence_attention,
         quality_floor=args.quality_floor,
         quality_in_keys=args.quality_in_keys,
+        score_bound=args.score_bound or None,
+        liveliness_scale=args.liveliness_scale or None,
     )
     semantics = OutputSemantics()
     people = draw_participants(args.train + args.val + args.test, seed=args.seed)
@@ -346,6 +369,7 @@ def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
     net, history = train_model(
         data["train"], selection, features, cfg, semantics, args.seed, args.epochs, budget,
         damage_rate=args.damage_rate, attention_weight=args.attention_weight, damage_penalty=args.damage_penalty,
+        pair_weight=args.pair_weight,
     )
     train_s = time.monotonic() - started - corpus_s
     train_mean = float(data["train"].totals.mean())
@@ -410,6 +434,8 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
         evidence_attention=not args.no_evidence_attention,
         quality_floor=args.quality_floor,
         quality_in_keys=args.quality_in_keys,
+        score_bound=args.score_bound or None,
+        liveliness_scale=args.liveliness_scale or None,
     )
     if profile not in producible_profiles():
         print(
@@ -434,6 +460,7 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
     net, history = train_model(
         data["train"], data["dev"], features, cfg, semantics, args.seed, args.epochs, budget,
         damage_rate=args.damage_rate, attention_weight=args.attention_weight, damage_penalty=args.damage_penalty,
+        pair_weight=args.pair_weight,
     )
     train_s = time.monotonic() - started - corpus_s
     train_mean = float(data["train"].totals.mean())
@@ -510,6 +537,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--damage-penalty", type=float, default=0.5,
         help="loss per unit of weight a damaged modality keeps in its damaged window",
+    )
+    parser.add_argument(
+        "--pair-weight", type=float, default=2.0,
+        help="loss on a damaged window's weight for its damaged modality above 0.6 of its clean twin's",
+    )
+    parser.add_argument(
+        "--score-bound", type=float, default=0.75,
+        help="bound of the input-dependent attention score (0: unbounded, to version 3)",
+    )
+    parser.add_argument(
+        "--liveliness-scale", type=float, default=0.005,
+        help="visual liveliness in the gate: sd / (sd + this) of the window's features (0: off, to version 3)",
     )
     parser.add_argument("--quality-floor", type=float, default=1.0, help="the quality gate's smallest exponent")
     parser.add_argument(
