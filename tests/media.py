@@ -43,6 +43,8 @@ VIDEO_OPTIONS = {
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0"},
     "libvpx": {"deadline": "realtime", "cpu-used": "8"},
 }
+# encoders that refuse to open without a bit rate
+AUDIO_BIT_RATES = {"wmav1": 64_000, "wmav2": 64_000}
 AUDIO_CHUNK = 1024  # samples per frame handed to the encoder (PyAV re-frames for the codec)
 
 # astronaut() rows/cols holding the head (hair to chin) in the 512x512 image
@@ -111,6 +113,8 @@ class _AudioWriter:
         self.layout = "mono" if self.samples.shape[1] == 1 else "stereo"
         codec = av.codec.Codec(codec_name, "w")
         self.stream = container.add_stream(codec_name, rate=_codec_rate(codec, rate), layout=self.layout)
+        if codec_name in AUDIO_BIT_RATES:
+            self.stream.bit_rate = AUDIO_BIT_RATES[codec_name]
         self.container = container
         self.written = 0
 
@@ -236,25 +240,72 @@ def write_video(
     if path.suffix.lower() not in VIDEO_CODECS:
         raise ValueError(f"no video codecs for {path.suffix!r}; known: {sorted(VIDEO_CODECS)}")
     video_codec, audio_codec = VIDEO_CODECS[path.suffix.lower()]
-    frames = iter(frames)
-    first = next(frames, None)
-    if first is None:
+    return write_media(
+        path, frames, fps, [] if audio is None else [audio], sample_rate, video_codec=video_codec,
+        audio_codec=audio_codec,
+    )
+
+
+# pixel formats the encoders below take (the default is yuv420p)
+PIXEL_FORMATS = {"mjpeg": "yuvj420p"}
+
+
+def write_media(
+    path: Path,
+    frames: Iterable[np.ndarray] | None,
+    fps: float,
+    audio_tracks: list[np.ndarray],
+    sample_rate: int = 16000,
+    *,
+    video_codec: str | None = None,
+    audio_codec: str | None = None,
+    container_format: str | None = None,
+    cover_art: np.ndarray | None = None,
+) -> Path:
+    """Any container PyAV writes: RGB frames through ``video_codec`` (none: audio only), each of
+    ``audio_tracks`` ((n,) mono or (n, 2) stereo floats) as its own stream through ``audio_codec``,
+    and optionally ``cover_art`` (an RGB picture) as an attached-picture MJPEG stream, the way
+    tagged MP3 and M4A files carry album art. ``container_format`` overrides the suffix's muxer.
+    """
+    path = Path(path)
+    frames = iter(frames) if frames is not None else None
+    first = next(frames, None) if frames is not None else None
+    if frames is not None and first is None:
         raise ValueError("no frames to write")
-    height, width = (first.shape[0] // 2) * 2, (first.shape[1] // 2) * 2
-    with av.open(str(path), "w") as container:
-        video = container.add_stream(video_codec, rate=Fraction(fps).limit_denominator(1001))
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.options = VIDEO_OPTIONS.get(video_codec, {})
-        sound = None if audio is None else _AudioWriter(container, audio_codec, audio, sample_rate)
-        for index, rgb in enumerate(itertools.chain([first], frames)):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:height, :width, :3]), format="rgb24")
-            frame.pts = index
-            container.mux(video.encode(frame))
-            if sound is not None:
-                sound.write_until((index + 1) / fps)
-        container.mux(video.encode(None))
-        if sound is not None:
-            sound.finish()
+    with av.open(str(path), "w", format=container_format) as container:
+        video = None
+        if first is not None:
+            height, width = (first.shape[0] // 2) * 2, (first.shape[1] // 2) * 2
+            video = container.add_stream(video_codec or "libx264", rate=Fraction(fps).limit_denominator(1001))
+            video.width, video.height = width, height
+            video.pix_fmt = PIXEL_FORMATS.get(video.codec_context.name, "yuv420p")
+            video.options = VIDEO_OPTIONS.get(video_codec or "libx264", {})
+        art = None
+        if cover_art is not None:
+            art = container.add_stream("mjpeg", rate=1)
+            art.height, art.width = (cover_art.shape[0] // 2) * 2, (cover_art.shape[1] // 2) * 2
+            art.pix_fmt = "yuvj420p"
+            art.disposition = av.stream.Disposition.attached_pic
+        writers = [_AudioWriter(container, audio_codec or "aac", track, sample_rate) for track in audio_tracks]
+        if art is not None:
+            picture = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(cover_art[: art.height, : art.width, :3]), format="rgb24"
+            )
+            container.mux(art.encode(picture))
+            container.mux(art.encode(None))
+        if video is not None:
+            assert first is not None and frames is not None
+            for index, rgb in enumerate(itertools.chain([first], frames)):
+                frame = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(rgb[: video.height, : video.width, :3]), format="rgb24"
+                )
+                frame.pts = index
+                container.mux(video.encode(frame))
+                for writer in writers:
+                    writer.write_until((index + 1) / fps)
+            container.mux(video.encode(None))
+        for writer in writers:
+            writer.finish()
     return path
 
 

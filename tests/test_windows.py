@@ -90,3 +90,24 @@ def test_windows_in_which_no_modality_holds_anything_are_dropped() -> None:
 def test_building_with_nothing_is_an_error() -> None:
     with pytest.raises(ValueError):
         build_windows(FEATURES)
+
+
+def test_participant_audio_lands_in_the_windows_of_the_time_it_was_spoken() -> None:
+    """Turns at 10-40 s and 155-182 s of the interview: their frames sit in the windows of those
+    times (packed inside each window), not end to end from 0 s."""
+    from app.features.audio import frame_times, kept_spans
+
+    rate, sample_rate = FEATURES.audio.rate_hz, FEATURES.audio.sample_rate
+    turns = [(10.0, 40.0), (155.0, 182.0)]
+    spans = kept_spans(round(200 * sample_rate), sample_rate, turns)
+    n = round(57.0 * rate)
+    track = _audio(57.0)
+    times = frame_times(n, rate, spans)
+    timed = AudioTrack(frames=track.frames, speech=track.speech, snr_db=20.0, times_s=times)
+    batch = build_windows(FEATURES, audio=timed)
+    np.testing.assert_allclose(batch.start_s, [0.0, 100.0, 150.0])  # the empty 50-110 s window is dropped
+    seconds = batch.audio_mask.sum(axis=1) / rate
+    np.testing.assert_allclose(seconds, [30.0, 5.0, 27.0], atol=2 / rate)
+    # the 150-210 s window starts with the frame spoken at 155 s: kept frame 30 s into the turns
+    assert batch.audio[2, 0, 0] == pytest.approx(round(30.0 * rate), abs=1)
+    assert times[0] == pytest.approx(10.0) and times[-1] == pytest.approx(182.0 - 1 / rate, abs=1 / rate)

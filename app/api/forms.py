@@ -22,7 +22,13 @@ FILE_FIELDS = {
     "transcript": "transcript file: plain text, WebVTT, SRT, DAIC-WOZ TSV or JSON segments (any common encoding)",
 }
 # the caps of short text fields; transcript_text shares the transcript cap
-OPTION_BYTES = {"participant_speaker": 256, "include_timeline": 16, "model_version": 32}
+OPTION_BYTES = {
+    "participant_speaker": 256,
+    "participant_track": 16,
+    "participant_channel": 16,
+    "include_timeline": 16,
+    "model_version": 32,
+}
 
 
 # what the form's own refusals mean, the same on every route that takes the form

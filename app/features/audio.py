@@ -6,6 +6,7 @@ parameters come from ``app.contract.AudioSpec`` (the manifest), never from here.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,16 @@ MAX_DAMAGED_SHARE = 0.5
 
 
 def decode_audio(
-    path: str | Path, sample_rate: int, max_seconds: float | None = None, report: DecodeReport | None = None
+    path: str | Path,
+    sample_rate: int,
+    max_seconds: float | None = None,
+    report: DecodeReport | None = None,
+    track: int = 0,
+    mix: bool = True,
 ) -> np.ndarray:
-    """First audio stream of any container PyAV reads, as float32 mono at ``sample_rate``.
+    """Audio stream ``track`` (0-based among the file's audio streams) of any container PyAV
+    reads, as float32 at ``sample_rate``: mono (the channels' mean) with ``mix``, else
+    (channels, samples).
 
     A damaged packet is skipped (one bad frame must not lose a whole interview) and a
     container that breaks off keeps what came before; ``report`` counts both. More than
@@ -68,9 +76,9 @@ def decode_audio(
     got = 0
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise AudioDecodeError("no audio stream")
-            stream = container.streams.audio[0]
+            if len(container.streams.audio) <= track:
+                raise AudioDecodeError("no audio stream" if track == 0 else f"no audio track {track + 1}")
+            stream = container.streams.audio[track]
             # keep the channels and average them ourselves: FFmpeg's own downmix adds
             # L and R at 0.707 each, making dual-mono recordings 3 dB louder (and clip)
             resampler = av.AudioResampler(format="fltp", rate=sample_rate)
@@ -91,10 +99,10 @@ def decode_audio(
                 report.packets += packet.size > 0
                 for frame in frames:
                     for out in resampler.resample(frame):
-                        chunks.append(out.to_ndarray().mean(axis=0))
-                        got += chunks[-1].size
+                        chunks.append(out.to_ndarray())
+                        got += chunks[-1].shape[1]
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().mean(axis=0))
+                chunks.append(out.to_ndarray())
     except AudioDecodeError:
         raise
     except (av.error.FFmpegError, ValueError, IndexError, OSError) as exc:
@@ -104,16 +112,20 @@ def decode_audio(
         raise AudioDecodeError(f"{damaged} of {damaged + report.packets} audio packets are damaged")
     if not chunks:
         raise AudioDecodeError("the audio stream holds no samples")
-    signal = np.concatenate(chunks).astype(np.float32, copy=False)
+    channels = min(chunk.shape[0] for chunk in chunks)  # a layout change mid-stream keeps the common ones
+    signal = np.concatenate([chunk[:channels] for chunk in chunks], axis=1).astype(np.float32, copy=False)
     if limit is not None:
-        signal = signal[:limit]
+        signal = signal[:, :limit]
+    if mix:
+        signal = signal.mean(axis=0)
     if not np.isfinite(signal).all():
         raise AudioDecodeError("the audio stream decodes to non-finite samples")
     return signal
 
 
 def keep_segments(signal: np.ndarray, sample_rate: int, segments: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Concatenate the (start_s, end_s) spans of a signal, e.g. the participant's turns."""
+    """Concatenate the (start_s, end_s) spans of a signal, e.g. the participant's turns
+    (``kept_spans`` says where each span came from)."""
     parts = []
     for start, end in sorted(segments):
         a = max(0, round(start * sample_rate))
@@ -123,6 +135,33 @@ def keep_segments(signal: np.ndarray, sample_rate: int, segments: Sequence[tuple
     if not parts:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(parts)
+
+
+def kept_spans(
+    signal_samples: int, sample_rate: int, segments: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """(seconds into the kept signal, seconds on the original clock) where each span of
+    ``keep_segments`` starts, in order: so a frame of the kept signal maps back to when it
+    was spoken."""
+    spans, kept = [], 0
+    for start, end in sorted(segments):
+        a = max(0, round(start * sample_rate))
+        b = min(signal_samples, round(end * sample_rate))
+        if b > a:
+            spans.append((kept / sample_rate, a / sample_rate))
+            kept += b - a
+    return spans
+
+
+def frame_times(n_frames: int, rate_hz: float, spans: Sequence[tuple[float, float]]) -> np.ndarray:
+    """(n_frames,) original-clock seconds of the frames of a signal kept by ``keep_segments``."""
+    kept = np.arange(n_frames) / rate_hz
+    if not spans:
+        return kept
+    starts = np.array([s[0] for s in spans])
+    origins = np.array([s[1] for s in spans])
+    which = np.clip(np.searchsorted(starts, kept, side="right") - 1, 0, len(spans) - 1)
+    return origins[which] + (kept - starts[which])
 
 
 # frames per block of the log-mel computation: bounds its memory (a whole hour at once
@@ -199,3 +238,41 @@ def window_quality(speech: np.ndarray, snr_db: float, spec: AudioSpec) -> np.nda
     speech = np.asarray(speech, dtype=bool)
     ratio = float(speech.mean()) if speech.size else 0.0
     return np.array([ratio, np.clip(snr_db / spec.snr_full_scale_db, 0.0, 1.0)], dtype=np.float32)
+
+
+# a band of the speech spectrum counts as carried when its level is within this much of the
+# telephone band's (300-3400 Hz) mean level
+BANDWIDTH_FLOOR_DB = 45.0
+BANDWIDTH_FRAME = 512
+BANDWIDTH_BAND_HZ = 250.0
+# under this, the recording went through a narrowband (telephone) channel
+NARROWBAND_MAX_HZ = 5000.0
+
+
+def speech_bandwidth_hz(signal: np.ndarray, sample_rate: int) -> float:
+    """The upper edge of the highest 250-Hz band whose level is within ``BANDWIDTH_FLOOR_DB``
+    of the 300-3400 Hz mean, over the loudest third of the frames (the speech, not the pauses).
+
+    Telephone-band audio (AMR-NB, G.711, anything once sampled at 8 kHz) carries nothing above
+    4 kHz however it was resampled since; wideband speech carries fricatives up to 7-8 kHz.
+    Measured on espeak-ng speech at 16 kHz: 8000 Hz as made, 4500-4750 Hz once passed through 8 kHz.
+    0 for a signal too short or silent to tell.
+    """
+    n = signal.shape[0] // BANDWIDTH_FRAME
+    if n < 3:
+        return 0.0
+    frames = signal[: n * BANDWIDTH_FRAME].astype(np.float64).reshape(n, BANDWIDTH_FRAME)
+    energy = np.square(frames).sum(axis=1)
+    loud = frames[energy >= np.quantile(energy, 2 / 3)]
+    power = np.square(np.abs(np.fft.rfft(loud * np.hanning(BANDWIDTH_FRAME), axis=1))).mean(axis=0)
+    freqs = np.fft.rfftfreq(BANDWIDTH_FRAME, 1.0 / sample_rate)
+    voice = power[(freqs >= 300) & (freqs <= 3400)].mean()
+    if voice <= 0:
+        return 0.0
+    edges = np.arange(0.0, sample_rate / 2 + 1e-9, BANDWIDTH_BAND_HZ)
+    carried = 0.0
+    for low, high in itertools.pairwise(edges):
+        band = power[(freqs >= low) & (freqs < high)]
+        if band.size and 10.0 * np.log10(band.mean() / voice + 1e-30) >= -BANDWIDTH_FLOOR_DB:
+            carried = float(high)
+    return carried

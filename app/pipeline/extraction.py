@@ -20,7 +20,13 @@ import numpy as np
 from app.answer.schema import ModalityReport
 from app.config import Settings
 from app.contract import MODALITIES, AudioSpec, FeatureSpec
-from app.errors import CorruptMediaError, NoUsableInputError, TranscriptInvalidError, UnsupportedMediaError
+from app.errors import (
+    ConflictingInputError,
+    CorruptMediaError,
+    NoUsableInputError,
+    TranscriptInvalidError,
+    UnsupportedMediaError,
+)
 from app.features import audio as audio_features
 from app.features.text import TextEncoder
 from app.features.transcript import TranscriptError, Utterance, parse_transcript, word_count
@@ -31,6 +37,7 @@ from app.features.visual.tracking import VisualExtractor
 from app.model_store import text_encoder_dir
 from app.probe import MediaInfo, probe
 from app.runtime import RuntimeConfig
+from app.speech.sources import participant_source
 from app.windows import AudioTrack, TextTrack, VisualTrack, WindowBatch, build_windows
 
 
@@ -75,6 +82,8 @@ class ExtractionJob:
     transcript_hint: str | None = None
     transcript_content_type: str | None = None
     participant_speaker: str | None = None
+    participant_track: int | None = None  # 0-based among the recording's audio tracks
+    participant_channel: int | None = None  # 0 left, 1 right
 
 
 # audio outside this range is not speech the pipeline can use (or a forged header)
@@ -161,6 +170,7 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
     # transcript: participant utterances (and speaker turns for the audio)
     utterances: list[Utterance] = []
     turns: list[tuple[float, float]] = []
+    other_turns: list[tuple[float, float]] = []  # the other speakers', to tell whose track is whose
     if job.transcript is not None:
         with _stage(timings, "transcript"):
             try:
@@ -178,6 +188,20 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
             warnings.append("no utterances of the participant were found in the transcript")
         if transcript.speakers and transcript.has_timestamps:
             turns = [(u.start_s, u.end_s) for u in utterances if u.start_s is not None and u.end_s is not None]
+            mine = {id(u) for u in utterances}
+            other_turns = [
+                (u.start_s, u.end_s)
+                for u in transcript.utterances
+                if id(u) not in mine and u.start_s is not None and u.end_s is not None
+            ]
+
+    # consistency: uploads that cannot be the same session
+    media_s = _check_durations(video_info, audio_info, warnings)
+    if utterances and media_s:
+        reason = _transcript_past_media(transcript.utterances, media_s, warnings)
+        if reason:
+            utterances, turns, other_turns = [], [], []
+            reports["text"] = _absent(reason)
 
     # visual: faces in the video (after the cheap checks above, so bad text fails fast)
     visual_track = None
@@ -189,6 +213,7 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
         else:
             with _stage(timings, "visual"):
                 visual_track, reports["visual"] = _visual_branch(job, models.face_models, warnings)
+        reports["visual"].format = media_format(video_info)
 
     # audio: a separate audio upload wins over the video's own track
     audio_track, media_duration = None, None
@@ -205,31 +230,30 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
     elif video_info is not None:
         reports["audio"] = _absent("the video has no audio track")
     if path is not None:
+        info = audio_info if source == "audio upload" else video_info
+        assert info is not None and source is not None
         with _stage(timings, "decode"):
-            try:
-                damage = audio_features.DecodeReport()
-                signal = audio_features.decode_audio(
-                    path, features.audio.sample_rate, limits.max_media_seconds, report=damage
+            tracks = _decode_tracks(path, info, source, features, limits, warnings)
+        if tracks:
+            option = _track_option(job.participant_track, info, tracks)
+            with _stage(timings, "speech"):
+                choice = participant_source(
+                    tracks, features.audio, option, job.participant_channel, turns, other_turns
                 )
-                if damage.skipped_packets:
-                    warnings.append(f"{damage.skipped_packets} damaged audio packets were skipped")
-                if damage.truncated:
-                    warnings.append("the audio breaks off in damaged data; the part before it was used")
-            except audio_features.AudioDecodeError as exc:
-                if source == "audio upload":
-                    raise CorruptMediaError(f"the audio upload could not be decoded: {exc}") from exc
-                signal = None
-                reports["audio"] = _absent("the video's audio track could not be decoded")
-                warnings.append("the video's audio track could not be decoded; audio was not used")
-        if signal is not None:
+            warnings.extend(choice.warnings)
+            signal = choice.source.signal
             media_duration = signal.shape[0] / features.audio.sample_rate
-            info = audio_info if source == "audio upload" else video_info
-            if info is not None and info.duration_s and info.duration_s > limits.max_media_seconds:
+            if info.duration_s and info.duration_s > limits.max_media_seconds:
                 warnings.append(f"the recording was cut at {limits.max_media_seconds:.0f} s")
             with _stage(timings, "audio"):
                 audio_track, report = _audio_branch(signal, turns, features, limits, warnings)
-            report.source = source
+            report.source = source if not choice.selections else f"{source}, {choice.source.name}"
+            report.format = media_format(info)
+            report.selections = choice.selections
             reports["audio"] = report
+        elif source == "video audio track":
+            reports["audio"] = _absent("the video's audio track could not be decoded")
+            warnings.append("the video's audio track could not be decoded; audio was not used")
 
     # text: the participant's utterances through the sentence encoder
     text_track = None
@@ -251,6 +275,110 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
         if reports[name].used:
             reports[name].windows = int(windows.modality_mask[:, k].sum())
     return Extracted(windows=windows, reports=reports, warnings=warnings, timings_ms=timings)
+
+
+# uploads whose lengths differ by more than this share are warned about; by more than
+# MISMATCH_REFUSE_RATIO, refused: they are recordings of different sessions
+MISMATCH_WARN_SHARE = 0.10
+MISMATCH_REFUSE_RATIO = 2.0
+# a transcript running this far past the media's end does not belong to it: not used
+TRANSCRIPT_PAST_MEDIA_EXCLUDE = 0.5
+
+
+def _check_durations(video: MediaInfo | None, audio: MediaInfo | None, warnings: list[str]) -> float | None:
+    """The longest upload's duration; a warning or a refusal when video and audio disagree."""
+    lengths = [info.duration_s for info in (video, audio) if info is not None and info.duration_s]
+    if video is not None and audio is not None and video.duration_s and audio.duration_s:
+        v, a = video.duration_s, audio.duration_s
+        if max(v, a) > MISMATCH_REFUSE_RATIO * min(v, a):
+            raise ConflictingInputError(
+                f"the video lasts {v:.0f} s and the audio {a:.0f} s: they are not recordings of the same interview"
+            )
+        if abs(v - a) > MISMATCH_WARN_SHARE * max(v, a):
+            warnings.append(
+                f"the video ({v:.0f} s) and the audio ({a:.0f} s) differ in length by more than "
+                f"{MISMATCH_WARN_SHARE:.0%}; check that they are the same session"
+            )
+    return max(lengths) if lengths else None
+
+
+def _transcript_past_media(utterances: list[Utterance], media_s: float, warnings: list[str]) -> str | None:
+    """Why the transcript is not used (it runs far past the media), or None; a warning when it
+    runs past by more than MISMATCH_WARN_SHARE."""
+    ends = [u.end_s if u.end_s is not None else u.start_s for u in utterances]
+    times = [t for t in ends if t is not None]
+    if not times:
+        return None
+    end = max(times)
+    if end > (1 + TRANSCRIPT_PAST_MEDIA_EXCLUDE) * media_s:
+        reason = (
+            f"the transcript runs to {end:.0f} s but the media last {media_s:.0f} s: it is not this recording's"
+        )
+        warnings.append("the transcript was not used: " + reason)
+        return reason
+    if end > (1 + MISMATCH_WARN_SHARE) * media_s:
+        warnings.append(
+            f"the transcript runs to {end:.0f} s, more than {MISMATCH_WARN_SHARE:.0%} past the media's "
+            f"{media_s:.0f} s; check that it belongs to this recording"
+        )
+    return None
+
+
+def media_format(info: MediaInfo) -> str:
+    """'avi (mpeg4, mp3float)': the container and the codecs decoded, as the answer reports them."""
+    codecs = [c for c in (info.video_codec, info.audio_codec) if c]
+    return f"{info.container.split(',')[0]} ({', '.join(codecs)})" if codecs else info.container.split(",")[0]
+
+
+def _decode_tracks(
+    path: Path, info: MediaInfo, source: str, features: FeatureSpec, limits: InputLimits, warnings: list[str]
+) -> list[tuple[str, np.ndarray]]:
+    """Every accepted audio track of ``path`` as (name, (channels, samples)); damage is warned
+    about, a track that does not decode is left out (an audio upload with none is refused)."""
+    decoded: list[tuple[str, np.ndarray]] = []
+    several = len(info.audio_tracks) > 1
+    for track in info.audio_tracks:
+        label = f"audio {track.name}" if several else "audio"
+        if track.codec is None:
+            warnings.append(f"{label} has a codec that is not accepted; it was not analysed")
+            continue
+        if not _usable_rate(track.sample_rate):
+            warnings.append(f"{label} has an unusable sample rate; it was not analysed")
+            continue
+        damage = audio_features.DecodeReport()
+        try:
+            channels = audio_features.decode_audio(
+                path, features.audio.sample_rate, limits.max_media_seconds, report=damage, track=track.index, mix=False
+            )
+        except audio_features.AudioDecodeError as exc:
+            if source == "audio upload" and not several:
+                raise CorruptMediaError(f"the audio upload could not be decoded: {exc}") from exc
+            warnings.append(f"{label} could not be decoded; it was not analysed")
+            continue
+        where = f" in {track.name}" if several else ""
+        if damage.skipped_packets:
+            warnings.append(f"{damage.skipped_packets} damaged audio packets were skipped{where}")
+        if damage.truncated:
+            warnings.append(f"the audio breaks off in damaged data{where}; the part before it was used")
+        decoded.append((track.name, channels))
+    if not decoded and source == "audio upload":
+        raise CorruptMediaError("the audio upload holds no audio track that could be decoded")
+    return decoded
+
+
+def _track_option(option: int | None, info: MediaInfo, tracks: list[tuple[str, np.ndarray]]) -> int | None:
+    """The client's participant_track (0-based in the file) as a position among the decoded tracks."""
+    if option is None:
+        return None
+    if not 0 <= option < len(info.audio_tracks):
+        raise ConflictingInputError(
+            f"participant_track is {option + 1}, but the recording has {len(info.audio_tracks)} audio tracks"
+        )
+    names = [name for name, _ in tracks]
+    wanted = info.audio_tracks[option].name
+    if wanted not in names:
+        raise UnsupportedMediaError(f"participant_track {option + 1} cannot be decoded (see the accepted codecs)")
+    return names.index(wanted)
 
 
 def _usable_rate(rate: int | None) -> bool:
@@ -316,14 +444,22 @@ def _audio_branch(
 ) -> tuple[AudioTrack | None, ModalityReport]:
     spec = features.audio
     participant_only = False
+    spans: list[tuple[float, float]] = []
     if turns:
         kept = audio_features.keep_segments(signal, spec.sample_rate, turns)
         if kept.size >= spec.sample_rate:
+            spans = audio_features.kept_spans(signal.shape[0], spec.sample_rate, turns)
             signal, participant_only = kept, True
         else:
             warnings.append("the transcript's participant turns do not overlap the audio; all of the audio was used")
     acoustic = audio_features.audio_features(signal, spec)
     speech_s = float(acoustic.speech.sum()) / spec.rate_hz
+    bandwidth = audio_features.speech_bandwidth_hz(signal, spec.sample_rate)
+    if 0 < bandwidth < audio_features.NARROWBAND_MAX_HZ:
+        warnings.append(
+            f"the audio is telephone-band (speech carried up to about {bandwidth:.0f} Hz); the model was trained "
+            "on wideband speech, so the audio estimate may be off"
+        )
     report = {
         "duration_s": round(acoustic.duration_s, 2),
         "quality": {
@@ -331,6 +467,7 @@ def _audio_branch(
             "speech_seconds": round(speech_s, 2),
             "snr_db": round(acoustic.snr_db, 2),
             "level_dbfs": round(acoustic.level_dbfs, 2),
+            "bandwidth_hz": round(bandwidth, 1),
             "participant_only": float(participant_only),
         },
     }
@@ -338,7 +475,9 @@ def _audio_branch(
         reason = f"only {speech_s:.1f} s of speech; at least {limits.min_speech_seconds:.0f} s are needed"
         warnings.append("audio was not used: " + reason)
         return None, _absent(reason, **report)
-    track = AudioTrack(frames=acoustic.frames, speech=acoustic.speech, snr_db=acoustic.snr_db)
+    # each frame at the time it was spoken, so windows follow the interview's clock
+    times = audio_features.frame_times(acoustic.frames.shape[0], spec.rate_hz, spans) if spans else None
+    track = AudioTrack(frames=acoustic.frames, speech=acoustic.speech, snr_db=acoustic.snr_db, times_s=times)
     return track, ModalityReport(used=True, **report)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,6 +31,12 @@ class PredictOptions(BaseModel):
     transcript_text: str | None = Field(None, description="the transcript as text instead of a file")
     participant_speaker: str | None = Field(
         None, min_length=1, max_length=128, description="speaker label of the patient in the transcript"
+    )
+    participant_track: int | None = Field(
+        None, ge=1, le=64, description="audio track (1-based) that holds the patient, when the recording has several"
+    )
+    participant_channel: Literal["left", "right"] | None = Field(
+        None, description="channel that holds the patient, in a call recorded one side per stereo channel"
     )
     include_timeline: bool = Field(True, description="include the per-window timeline")
     model_version: int | None = Field(

@@ -32,6 +32,7 @@ from app.metrics import Metrics
 from app.model_store import FusionModel
 from app.pipeline.extraction import Extracted, ExtractionJob, InputLimits
 from app.pipeline.interview import MEDIA_FIELDS, Interview, Receive, parse_options
+from app.speech.sources import CHANNEL_NAMES
 from app.upload import private_folder
 from app.windows import WindowBatch
 
@@ -136,6 +137,10 @@ class Pipeline:
             transcript_hint=transcript.suffix if transcript else None,
             transcript_content_type=transcript.content_type if transcript else None,
             participant_speaker=options.participant_speaker,
+            participant_track=None if options.participant_track is None else options.participant_track - 1,
+            participant_channel=(
+                None if options.participant_channel is None else CHANNEL_NAMES.index(options.participant_channel)
+            ),
         )
         return Interview(
             request_id=request_id,

@@ -1,11 +1,13 @@
 """Feature tracks -> fixed-size, masked model windows (pure numpy).
 
 Windows follow the manifest: ``length_s`` long, ``overlap_s`` shared with the next.
-Each modality is windowed on its own timeline: video frames on the session clock,
-participant audio as the concatenation of the participant's turns (as the reference
-model was trained), utterances by their start time. Window k of every modality covers
-[k * hop, k * hop + length) of that timeline; a modality with nothing in window k is
-marked absent there.
+Every modality is windowed on the interview's clock: video frames by their time, audio
+frames by the time they were spoken (``AudioTrack.times_s`` when the audio was cut to the
+participant's turns), utterances by their start time. Window k covers [k * hop, k * hop +
+length) of that clock; inside it the participant's audio frames are packed one after the
+other (the reference model was trained on the participant's speech alone, turns joined),
+so the window holds what the participant said in that minute and nothing else. A
+modality with nothing in window k is marked absent there.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class AudioTrack:
     frames: np.ndarray  # (T, n_mels), normalised
     speech: np.ndarray  # (T,) bool
     snr_db: float
+    # (T,) seconds on the interview clock of each frame (rising); None: frame k is at k / rate
+    times_s: np.ndarray | None = None
+
+    def frame_times(self, rate_hz: float) -> np.ndarray:
+        return self.times_s if self.times_s is not None else np.arange(self.frames.shape[0]) / rate_hz
 
 
 @dataclass(frozen=True)
@@ -93,8 +100,9 @@ def build_windows(
     durations = []
     if visual is not None:
         durations.append(visual.frames.shape[0] / features.visual.rate_hz)
-    if audio is not None:
-        durations.append(audio.frames.shape[0] / features.audio.rate_hz)
+    audio_times = audio.frame_times(features.audio.rate_hz) if audio is not None else None
+    if audio is not None and audio_times is not None and audio_times.size:
+        durations.append(float(audio_times[-1]) + 1.0 / features.audio.rate_hz)
     if text is not None and text.embeddings.shape[0]:
         durations.append(float(np.max(text.start_s)) + 1e-3)
     if not durations:
@@ -127,14 +135,16 @@ def build_windows(
                 batch["modality_mask"][k, 0] = 1.0
                 batch["quality"][k, 0] = visual_space.window_quality(valid[:real], conf[:real])
             coverage[k] = max(coverage[k], real / tv)
-        if audio is not None:
-            first = round(start_s * features.audio.rate_hz)
-            frames, real = _frame_window(audio.frames, first, ta)
+        if audio is not None and audio_times is not None:
+            # the frames spoken in this window; contiguous ones when times are the frame index
+            first, stop = np.searchsorted(audio_times, [start_s, start_s + spec.length_s - 1e-9])
+            stop = min(int(stop), int(first) + ta)
+            real = int(stop - first)
             if real > 0:
-                batch["audio"][k] = frames
+                batch["audio"][k, :real] = audio.frames[first:stop]
                 batch["audio_mask"][k, :real] = 1.0
                 batch["modality_mask"][k, 1] = 1.0
-                speech = audio.speech[first : first + real]
+                speech = audio.speech[first:stop]
                 batch["quality"][k, 1] = audio_features.window_quality(speech, audio.snr_db, features.audio)
             coverage[k] = max(coverage[k], real / ta)
         if text is not None and text.embeddings.shape[0]:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.probe import video_stream
+
 
 class VisualDecodeError(ValueError):
     """The file holds no decodable video stream."""
@@ -38,9 +40,9 @@ class VideoSampler:
         except (av.error.FFmpegError, OSError) as exc:
             raise VisualDecodeError(f"cannot open the video: {exc}") from exc
         with container:
-            if not container.streams.video:
+            stream = video_stream(container)  # never an attached picture (cover art)
+            if stream is None:
                 raise VisualDecodeError("no video stream")
-            stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stated = _stated_duration(container, stream)
             limit = self.max_seconds if self.max_seconds is not None else math.inf
