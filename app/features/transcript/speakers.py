@@ -254,7 +254,7 @@ def select_participant(
             doubts.append(
                 "they say only about as many words as the other"
                 if ratio < 1.05
-                else f"they say only {ratio:.1f} times the other's words"
+                else f"they say only {ratio:.2f} times the other's words"
             )
         if chosen.question_share > other.question_share:
             doubts.append("they ask more of the questions")
