@@ -19,7 +19,11 @@ from app.upload.form import BodyInterrupted, FormBody, FormSpec, ReceivedForm, r
 FILE_FIELDS = {
     "video": "interview video (mp4, mov, webm, mkv); its audio track feeds the audio branch unless `audio` is given",
     "audio": "interview audio (wav, flac, ogg/opus, mp3, m4a/aac, webm)",
-    "transcript": "transcript file: plain text, WebVTT, SRT, DAIC-WOZ TSV or JSON segments (any common encoding)",
+    "transcript": (
+        "transcript file: plain text, WebVTT (Zoom, Teams), SRT, SBV, Otter.ai or Rev TXT, DAIC-WOZ TSV, E-DAIC CSV, "
+        "JSON (segments, Whisper, WhisperX, AWS Transcribe); UTF-8/16/32 or a legacy code page such as Windows-1252 "
+        "(detected; inputs.text.encoding says which)"
+    ),
 }
 # the caps of short text fields; transcript_text shares the transcript cap
 OPTION_BYTES = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from app.answer.schema import ModalityReport
+from app.answer.schema import Candidate, ModalityReport, Selection
 from app.config import Settings
 from app.contract import MODALITIES, AudioSpec, FeatureSpec
 from app.errors import (
@@ -29,7 +29,8 @@ from app.errors import (
 )
 from app.features import audio as audio_features
 from app.features.text import TextEncoder
-from app.features.transcript import TranscriptError, Utterance, parse_transcript, word_count
+from app.features.transcript import SpeakerSelection, TranscriptError, Utterance, parse_transcript, word_count
+from app.features.transcript import language as transcript_language
 from app.features.visual import space as visual_space
 from app.features.visual.models import FaceModels
 from app.features.visual.sampling import VisualDecodeError
@@ -133,6 +134,7 @@ class ExtractionModels:
     def warm(self) -> None:
         """One run of each model and librosa's numba kernels compiled, before the first job."""
         self.text_encoder.embed(["warm up"])
+        transcript_language.warm()
         spec = AudioSpec()
         audio_features.audio_features(np.zeros(spec.sample_rate, np.float32), spec)
 
@@ -168,26 +170,48 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
         raise UnsupportedMediaError("the video upload holds neither video nor audio")
 
     # transcript: participant utterances (and speaker turns for the audio)
-    utterances: list[Utterance] = []
-    turns: list[tuple[float, float]] = []
+    utterances: list[Utterance] = []  # the participant's, for the text branch
+    turns: list[tuple[float, float]] = []  # the participant's timed turns, for the audio branch
     other_turns: list[tuple[float, float]] = []  # the other speakers', to tell whose track is whose
+    text_details: dict[str, Any] = {}  # the transcript's dialect, encoding and speaker choice, on inputs.text
+    speaker_choice: Selection | None = None
     if job.transcript is not None:
         with _stage(timings, "transcript"):
             try:
                 transcript = parse_transcript(
                     job.transcript, job.transcript_hint, job.transcript_content_type, limits.max_transcript_bytes
                 )
-                utterances = transcript.participant(job.participant_speaker)
+                selection = transcript.select_participant(job.participant_speaker)
             except TranscriptError as exc:
                 raise TranscriptInvalidError(str(exc)) from exc
+            utterances = transcript.utterances_of(selection)
+            spoken = transcript_language.identify([u.text for u in utterances]) if utterances else None
+        text_details = {"format": transcript.dialect, "encoding": transcript.encoding}
+        if selection is not None:
+            speaker_choice = _speaker_choice(selection)
+            text_details["selections"] = [speaker_choice]
+            if selection.warning:
+                warnings.append(selection.warning)
+        if transcript.speakers and transcript.has_timestamps:
+            turns = [(u.start_s, u.end_s) for u in utterances if u.start_s is not None and u.end_s is not None]
         if not transcript.utterances:
             reports["text"] = _absent("the transcript is empty")
             warnings.append("the transcript is empty and was treated as absent")
         elif not utterances:
             reports["text"] = _absent("the transcript has no participant utterances")
             warnings.append("no utterances of the participant were found in the transcript")
-        if transcript.speakers and transcript.has_timestamps:
-            turns = [(u.start_s, u.end_s) for u in utterances if u.start_s is not None and u.end_s is not None]
+        elif spoken is not None and spoken.clearly_not_english:
+            reason = f"the transcript is in {spoken.name}, the text model reads English"
+            reports["text"] = _absent(reason)
+            warnings.append("the transcript was not used: " + reason)
+            warnings.append(
+                "the audio and visual models were trained on English-speaking interviews; their estimate for an "
+                f"interview in {spoken.name} is less certain than the interval says"
+            )
+            utterances = []
+        elif (unlabelled := transcript.unlabelled_warning()) is not None:
+            warnings.append(unlabelled)
+        if turns:
             mine = {id(u) for u in utterances}
             other_turns = [
                 (u.start_s, u.end_s)
@@ -249,7 +273,9 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
                 audio_track, report = _audio_branch(signal, turns, features, limits, warnings)
             report.source = source if not choice.selections else f"{source}, {choice.source.name}"
             report.format = media_format(info)
-            report.selections = choice.selections
+            report.selections = list(choice.selections)
+            if speaker_choice is not None and report.quality.get("participant_only"):
+                report.selections.append(speaker_choice)  # the audio kept only this speaker's turns
             reports["audio"] = report
         elif source == "video audio track":
             reports["audio"] = _absent("the video's audio track could not be decoded")
@@ -266,6 +292,8 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
         with _stage(timings, "text"):
             text_track, reports["text"] = _text_branch(utterances, media_duration, features, models.text_encoder)
 
+    if text_details:
+        reports["text"] = reports["text"].model_copy(update=text_details)
     if visual_track is None and audio_track is None and text_track is None:
         reasons = "; ".join(f"{m}: {r.reason}" for m, r in reports.items() if not r.used)
         raise NoUsableInputError(f"no modality is usable ({reasons})")
@@ -379,6 +407,19 @@ def _track_option(option: int | None, info: MediaInfo, tracks: list[tuple[str, n
     if wanted not in names:
         raise UnsupportedMediaError(f"participant_track {option + 1} cannot be decoded (see the accepted codecs)")
     return names.index(wanted)
+
+
+def _speaker_choice(selection: SpeakerSelection) -> Selection:
+    """The transcript's speaker selection as the answer states it (labels as the transcript writes them)."""
+    return Selection(
+        kind="speaker",
+        rule=selection.rule,
+        confident=selection.confident,
+        candidates=[
+            Candidate(name=s.label, chosen=s.label in selection.chosen, seconds=s.seconds, words=s.words)
+            for s in selection.speakers
+        ],
+    )
 
 
 def _usable_rate(rate: int | None) -> bool:

@@ -30,7 +30,11 @@ class PredictOptions(BaseModel):
 
     transcript_text: str | None = Field(None, description="the transcript as text instead of a file")
     participant_speaker: str | None = Field(
-        None, min_length=1, max_length=128, description="speaker label of the patient in the transcript"
+        None,
+        min_length=1,
+        max_length=128,
+        description="speaker label of the patient as the transcript writes it (case and spacing, titles, "
+        "credentials and pronouns do not matter); without it a stated rule picks the participant",
     )
     participant_track: int | None = Field(
         None, ge=1, le=64, description="audio track (1-based) that holds the patient, when the recording has several"

@@ -99,6 +99,11 @@ def test_audio_and_text_share_the_weight(client: httpx.Client, interview: tuple)
     assert answer.inputs.audio.quality["participant_only"] == 1.0
     assert answer.inputs.audio.duration_s == pytest.approx(participant_s, abs=0.1)
     assert answer.inputs.text.quality["utterances"] == 20
+    # ... and both branches say whose turns those are, and why
+    [selection] = answer.inputs.text.selections
+    assert answer.inputs.audio.selections == [selection]
+    assert [(c.name, c.chosen) for c in selection.candidates] == [("Ellie", False), ("Participant", True)]
+    assert selection.candidates[1].seconds == pytest.approx(participant_s, abs=0.01)
 
 
 def test_the_same_interview_gives_the_same_answer(client: httpx.Client, media: dict) -> None:
