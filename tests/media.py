@@ -35,6 +35,7 @@ AUDIO_CODECS = {
 VIDEO_CODECS = {
     ".mp4": ("libx264", "aac"),
     ".mov": ("libx264", "aac"),
+    ".mkv": ("libx264", "aac"),
     ".webm": ("libvpx-vp9", "libopus"),
 }
 # fast settings: test clips only need to be valid, not good-looking
@@ -47,6 +48,10 @@ AUDIO_CHUNK = 1024  # samples per frame handed to the encoder (PyAV re-frames fo
 
 # astronaut() rows/cols holding the head (hair to chin) in the 512x512 image
 FACE_CROP = (slice(10, 220), slice(140, 310))
+# matplotlib's sample grace_hopper.jpg (512 wide, 600 high): her head, cap to chin; a second,
+# clearly different person for identity tests (matplotlib comes with the train extra)
+HOPPER_CROP = (slice(40, 410), slice(110, 420))
+PEOPLE = ("astronaut", "hopper")
 MOTIONS = ("pan", "zoom", "rotate", "still")
 
 
@@ -145,6 +150,21 @@ def write_audio(signal: np.ndarray, sample_rate: int, path: Path, codec: str | N
     return path
 
 
+def head_image(person: str = "astronaut") -> np.ndarray:
+    """RGB uint8 head crop of one of ``PEOPLE`` (both public-domain photographs shipped in packages)."""
+    if person == "astronaut":
+        from skimage import data
+
+        return data.astronaut()[FACE_CROP]
+    if person == "hopper":
+        from matplotlib import cbook
+        from PIL import Image
+
+        with cbook.get_sample_data("grace_hopper.jpg") as file:
+            return np.asarray(Image.open(file).convert("RGB"))[HOPPER_CROP]
+    raise ValueError(f"unknown person {person!r}; one of {PEOPLE}")
+
+
 def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     width, height = size
     colour = rng.integers(60, 200, size=3)
@@ -183,14 +203,15 @@ def face_frames(
     motion: str = "pan",
     seed: int = 0,
     face: bool = True,
+    person: str = "astronaut",
 ) -> Iterator[np.ndarray]:
     """``n`` RGB uint8 frames of (height, width) = (size[1], size[0]).
 
-    With ``face`` the astronaut's head sits on a plain background (colour from ``seed``) and
-    moves across the clip: "pan" (left to right with a slight bob), "zoom" (0.7x to 1.3x),
-    "rotate" (-20 to +20 degrees in plane) or "still". Without it: a drifting gradient plus noise.
+    With ``face`` the head of ``person`` (the astronaut, or Grace Hopper) sits on a plain
+    background (colour from ``seed``) and moves across the clip: "pan" (left to right with a
+    slight bob), "zoom" (0.7x to 1.3x), "rotate" (-20 to +20 degrees in plane) or "still".
+    Without it: a drifting gradient plus noise.
     """
-    from skimage import data
     from skimage.transform import SimilarityTransform, warp
 
     if motion not in MOTIONS:
@@ -201,7 +222,7 @@ def face_frames(
         for i in range(n):
             yield _no_face_frame(size, rng, shift=3 * i)
         return
-    head = data.astronaut()[FACE_CROP].astype(np.float32) / 255.0
+    head = head_image(person).astype(np.float32) / 255.0
     head_h, head_w = head.shape[:2]
     opaque = np.ones((head_h, head_w), dtype=np.float32)
     background = _background(size, rng).astype(np.float32) / 255.0
@@ -226,11 +247,15 @@ def write_video(
     fps: float,
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
+    display_rotation: float | None = None,
+    rotate_tag: str | None = None,
 ) -> Path:
-    """Mux RGB uint8 frames (and optional float audio) into .mp4/.mov (H.264 + AAC) or .webm (VP9 + Opus).
+    """Mux RGB uint8 frames (and optional float audio) into .mp4/.mov/.mkv (H.264 + AAC) or .webm (VP9 + Opus).
 
     Odd frame sizes lose their last row/column (yuv420p needs even ones). Audio is interleaved
-    with the video by timestamp, as a recorder would write it.
+    with the video by timestamp, as a recorder would write it. ``display_rotation`` writes a
+    display matrix (degrees counter-clockwise, FFmpeg's convention, as a phone does: the
+    stored picture is then meant to be shown turned); ``rotate_tag`` a plain ``rotate`` tag.
     """
     path = Path(path)
     if path.suffix.lower() not in VIDEO_CODECS:
@@ -245,6 +270,10 @@ def write_video(
         video = container.add_stream(video_codec, rate=Fraction(fps).limit_denominator(1001))
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = VIDEO_OPTIONS.get(video_codec, {})
+        if display_rotation is not None:
+            video.set_display_rotation(display_rotation)
+        if rotate_tag is not None:
+            video.metadata["rotate"] = rotate_tag
         sound = None if audio is None else _AudioWriter(container, audio_codec, audio, sample_rate)
         for index, rgb in enumerate(itertools.chain([first], frames)):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:height, :width, :3]), format="rgb24")
