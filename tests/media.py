@@ -35,6 +35,7 @@ AUDIO_CODECS = {
 VIDEO_CODECS = {
     ".mp4": ("libx264", "aac"),
     ".mov": ("libx264", "aac"),
+    ".mkv": ("libx264", "aac"),
     ".webm": ("libvpx-vp9", "libopus"),
 }
 # fast settings: test clips only need to be valid, not good-looking
@@ -49,6 +50,10 @@ AUDIO_CHUNK = 1024  # samples per frame handed to the encoder (PyAV re-frames fo
 
 # astronaut() rows/cols holding the head (hair to chin) in the 512x512 image
 FACE_CROP = (slice(10, 220), slice(140, 310))
+# matplotlib's sample grace_hopper.jpg (512 wide, 600 high): her head, cap to chin; a second,
+# clearly different person for identity tests (matplotlib comes with the train extra)
+HOPPER_CROP = (slice(40, 410), slice(110, 420))
+PEOPLE = ("astronaut", "hopper")
 MOTIONS = ("pan", "zoom", "rotate", "still")
 
 
@@ -149,6 +154,21 @@ def write_audio(signal: np.ndarray, sample_rate: int, path: Path, codec: str | N
     return path
 
 
+def head_image(person: str = "astronaut") -> np.ndarray:
+    """RGB uint8 head crop of one of ``PEOPLE`` (both public-domain photographs shipped in packages)."""
+    if person == "astronaut":
+        from skimage import data
+
+        return data.astronaut()[FACE_CROP]
+    if person == "hopper":
+        from matplotlib import cbook
+        from PIL import Image
+
+        with cbook.get_sample_data("grace_hopper.jpg") as file:
+            return np.asarray(Image.open(file).convert("RGB"))[HOPPER_CROP]
+    raise ValueError(f"unknown person {person!r}; one of {PEOPLE}")
+
+
 def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     width, height = size
     colour = rng.integers(60, 200, size=3)
@@ -187,14 +207,15 @@ def face_frames(
     motion: str = "pan",
     seed: int = 0,
     face: bool = True,
+    person: str = "astronaut",
 ) -> Iterator[np.ndarray]:
     """``n`` RGB uint8 frames of (height, width) = (size[1], size[0]).
 
-    With ``face`` the astronaut's head sits on a plain background (colour from ``seed``) and
-    moves across the clip: "pan" (left to right with a slight bob), "zoom" (0.7x to 1.3x),
-    "rotate" (-20 to +20 degrees in plane) or "still". Without it: a drifting gradient plus noise.
+    With ``face`` the head of ``person`` (the astronaut, or Grace Hopper) sits on a plain
+    background (colour from ``seed``) and moves across the clip: "pan" (left to right with a
+    slight bob), "zoom" (0.7x to 1.3x), "rotate" (-20 to +20 degrees in plane) or "still".
+    Without it: a drifting gradient plus noise.
     """
-    from skimage import data
     from skimage.transform import SimilarityTransform, warp
 
     if motion not in MOTIONS:
@@ -205,7 +226,7 @@ def face_frames(
         for i in range(n):
             yield _no_face_frame(size, rng, shift=3 * i)
         return
-    head = data.astronaut()[FACE_CROP].astype(np.float32) / 255.0
+    head = head_image(person).astype(np.float32) / 255.0
     head_h, head_w = head.shape[:2]
     opaque = np.ones((head_h, head_w), dtype=np.float32)
     background = _background(size, rng).astype(np.float32) / 255.0
@@ -230,11 +251,15 @@ def write_video(
     fps: float,
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
+    display_rotation: float | None = None,
+    rotate_tag: str | None = None,
 ) -> Path:
-    """Mux RGB uint8 frames (and optional float audio) into .mp4/.mov (H.264 + AAC) or .webm (VP9 + Opus).
+    """Mux RGB uint8 frames (and optional float audio) into .mp4/.mov/.mkv (H.264 + AAC) or .webm (VP9 + Opus).
 
     Odd frame sizes lose their last row/column (yuv420p needs even ones). Audio is interleaved
-    with the video by timestamp, as a recorder would write it.
+    with the video by timestamp, as a recorder would write it. ``display_rotation`` writes a
+    display matrix (degrees counter-clockwise, FFmpeg's convention, as a phone does: the
+    stored picture is then meant to be shown turned); ``rotate_tag`` a plain ``rotate`` tag.
     """
     path = Path(path)
     if path.suffix.lower() not in VIDEO_CODECS:
@@ -242,7 +267,7 @@ def write_video(
     video_codec, audio_codec = VIDEO_CODECS[path.suffix.lower()]
     return write_media(
         path, frames, fps, [] if audio is None else [audio], sample_rate, video_codec=video_codec,
-        audio_codec=audio_codec,
+        audio_codec=audio_codec, display_rotation=display_rotation, rotate_tag=rotate_tag,
     )
 
 
@@ -261,11 +286,16 @@ def write_media(
     audio_codec: str | None = None,
     container_format: str | None = None,
     cover_art: np.ndarray | None = None,
+    display_rotation: float | None = None,
+    rotate_tag: str | None = None,
 ) -> Path:
     """Any container PyAV writes: RGB frames through ``video_codec`` (none: audio only), each of
     ``audio_tracks`` ((n,) mono or (n, 2) stereo floats) as its own stream through ``audio_codec``,
     and optionally ``cover_art`` (an RGB picture) as an attached-picture MJPEG stream, the way
     tagged MP3 and M4A files carry album art. ``container_format`` overrides the suffix's muxer.
+    ``display_rotation`` writes a display matrix (degrees counter-clockwise, FFmpeg's
+    convention, as a phone does: the stored picture is meant to be shown turned);
+    ``rotate_tag`` a plain ``rotate`` tag.
     """
     path = Path(path)
     frames = iter(frames) if frames is not None else None
@@ -280,6 +310,10 @@ def write_media(
             video.width, video.height = width, height
             video.pix_fmt = PIXEL_FORMATS.get(video.codec_context.name, "yuv420p")
             video.options = VIDEO_OPTIONS.get(video_codec or "libx264", {})
+            if display_rotation is not None:
+                video.set_display_rotation(display_rotation)
+            if rotate_tag is not None:
+                video.metadata["rotate"] = rotate_tag
         art = None
         if cover_art is not None:
             art = container.add_stream("mjpeg", rate=1)

@@ -34,7 +34,7 @@ from app.features.transcript import language as transcript_language
 from app.features.visual import space as visual_space
 from app.features.visual.models import FaceModels
 from app.features.visual.sampling import VisualDecodeError
-from app.features.visual.tracking import VisualExtractor
+from app.features.visual.tracking import FaceCensus, VisualExtractor
 from app.model_store import text_encoder_dir
 from app.probe import MediaInfo, probe
 from app.runtime import RuntimeConfig
@@ -459,7 +459,12 @@ def _visual_branch(
         "landmark_motion": landmark_motion,
         "pose_motion_deg": pose_motion,
     }
-    report = {"duration_s": round(result.duration_s, 2), "quality": {k: round(float(v), 4) for k, v in quality.items()}}
+    report: dict[str, Any] = {
+        "duration_s": round(result.duration_s, 2),
+        "quality": {k: round(float(v), 4) for k, v in quality.items()},
+    }
+    if result.census is not None and result.census.max_faces > 1:
+        report["selections"] = [_face_selection(result.census, result.duration_s)]
     if not result.valid.any():
         warnings.append("no face was found in the video; the visual branch was not used")
         return None, _absent("no face was found in the video", **report)
@@ -474,6 +479,31 @@ def _visual_branch(
     frames = visual_space.profile_frames(result.frames, job.features.visual)
     track = VisualTrack(frames=frames, valid=result.valid, confidence=result.confidence)
     return track, ModalityReport(used=True, source="video", **report)
+
+
+# at most this many faces are named as candidates (a crowd adds nothing to the choice)
+MAX_FACE_CANDIDATES = 5
+
+
+def _face_selection(census: FaceCensus, duration_s: float) -> Selection:
+    """Which of several faces was analysed, by which rule; per-pass ranks, not persons (see FaceCensus)."""
+    chosen = census.usual_rank
+    faces = min(census.max_faces, MAX_FACE_CANDIDATES)
+    candidates = [
+        Candidate(
+            name=f"face {k + 1}" + (" (largest, most central)" if k == 0 else ""),
+            chosen=k == chosen,
+            seconds=round(min(census.seconds_with(k + 1), duration_s), 1),
+        )
+        for k in range(faces)
+    ]
+    return Selection(
+        kind="face",
+        rule="the largest, most central face when a face is found, then that face followed from frame to frame",
+        # weak when another face came close to the analysed one, or the analysed face changed person
+        confident=census.close_calls == 0 and not census.identity_switches_s,
+        candidates=candidates,
+    )
 
 
 def _audio_branch(

@@ -108,18 +108,25 @@ def weighted_nms(
     return np.stack(out_boxes), np.stack(out_keypoints), np.asarray(out_scores)
 
 
-def primary_face(detections: Sequence[Detection], image_size: tuple[int, int]) -> int:
-    """Index of the face to analyse: the largest, discounted by its distance from the image centre.
+def face_merit(det: Detection, image_size: tuple[int, int]) -> float:
+    """How much a face claims to be the one analysed: its size, discounted by its distance from the centre.
 
     image_size is (width, height). A face twice as wide wins unless it sits at the very edge.
     """
     width, height = image_size
     centre = np.array([width / 2.0, height / 2.0])
     half_diagonal = math.hypot(width, height) / 2.0
+    size = math.sqrt(max((det.box[2] - det.box[0]) * (det.box[3] - det.box[1]), 0.0))
+    offset = float(np.linalg.norm((det.box[:2] + det.box[2:]) / 2.0 - centre)) / half_diagonal
+    return size * (1.0 - 0.5 * min(offset, 1.0))
 
-    def merit(det: Detection) -> float:
-        size = math.sqrt(max((det.box[2] - det.box[0]) * (det.box[3] - det.box[1]), 0.0))
-        offset = float(np.linalg.norm((det.box[:2] + det.box[2:]) / 2.0 - centre)) / half_diagonal
-        return size * (1.0 - 0.5 * min(offset, 1.0))
 
-    return int(np.argmax([merit(d) for d in detections]))
+def ranked_faces(detections: Sequence[Detection], image_size: tuple[int, int]) -> list[int]:
+    """Indices of ``detections``, the largest, most central face first (stable among equals)."""
+    merits = [face_merit(d, image_size) for d in detections]
+    return sorted(range(len(detections)), key=lambda i: -merits[i])
+
+
+def primary_face(detections: Sequence[Detection], image_size: tuple[int, int]) -> int:
+    """Index of the face to analyse: the largest, discounted by its distance from the image centre."""
+    return ranked_faces(detections, image_size)[0]

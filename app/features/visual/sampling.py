@@ -1,4 +1,5 @@
-"""Video sampling: the first video stream of a file decoded with PyAV and sampled at a fixed rate."""
+"""Video sampling: the first video stream of a file decoded with PyAV, turned upright as its
+display matrix says, and sampled at a fixed rate."""
 
 from __future__ import annotations
 
@@ -15,14 +16,53 @@ class VisualDecodeError(ValueError):
     """The file holds no decodable video stream."""
 
 
+def quarter_turns(rotation_deg: float) -> int:
+    """Counter-clockwise quarter turns (0-3) nearest a display rotation in degrees.
+
+    FFmpeg's convention (``VideoFrame.rotation``, ``av_display_rotation_get``): the angle by
+    which the display matrix turns the coded picture counter-clockwise to show it. A phone
+    held upright typically stores a landscape picture with -90 (or 90 for the other hand).
+    Odd angles are rounded to the nearest quarter turn, as FFmpeg's own autorotate does.
+    """
+    if not math.isfinite(rotation_deg):
+        return 0
+    return round(rotation_deg / 90.0) % 4
+
+
+def upright(rgb: np.ndarray, rotation_deg: float) -> np.ndarray:
+    """The decoded picture as it is meant to be seen: turned counter-clockwise by ``rotation_deg``."""
+    turns = quarter_turns(rotation_deg)
+    # np.rot90 turns counter-clockwise for positive k (rows down, columns right); contiguous for cv2
+    return rgb if turns == 0 else np.ascontiguousarray(np.rot90(rgb, turns))
+
+
+def _stated_rotation(frame, stream) -> float:
+    """The frame's display-matrix rotation; else a legacy ``rotate`` tag on the stream (clockwise degrees).
+
+    FFmpeg turns an mp4/mov track matrix into display-matrix side data (``VideoFrame.rotation``);
+    a ``rotate`` tag survives only as a plain tag (e.g. Matroska's ROTATE), which FFmpeg no
+    longer applies, but a tool wrote it meaning the same turn.
+    """
+    rotation = frame.rotation  # 0 when the frame carries no display matrix
+    if rotation:
+        return float(rotation)
+    tag = next((v for k, v in stream.metadata.items() if k.lower() == "rotate"), None)
+    try:
+        return -float(tag) if tag is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
 class VideoSampler:
     """The first video stream, sampled at ``rate_hz``: for tick k, the frame whose time is nearest k / rate.
 
     Iterating yields one RGB uint8 array per tick (the same object when a frame serves
     several ticks; None for ticks past the last frame). Every frame is decoded (codecs are
-    sequential) but only sampled frames are converted to RGB. After iteration:
-    ``duration_s`` (of the video stream, or of the part kept under ``max_seconds``),
-    ``ticks`` and ``cut`` (True when max_seconds shortened the video).
+    sequential) but only sampled frames are converted to RGB and turned upright (the display
+    matrix, or a legacy ``rotate`` tag; before any face detection, which expects upright
+    faces). After iteration: ``duration_s`` (of the video stream, or of the part kept under
+    ``max_seconds``), ``ticks``, ``cut`` (True when max_seconds shortened the video) and
+    ``rotation_deg`` (the counter-clockwise turn applied, a multiple of 90 in (-180, 180]).
     """
 
     def __init__(self, path: Path, rate_hz: float, max_seconds: float | None = None) -> None:
@@ -31,6 +71,7 @@ class VideoSampler:
         self.ticks = 0
         self.cut = False
         self.decoded_frames = 0
+        self.rotation_deg = 0
 
     def __iter__(self) -> Iterator[np.ndarray | None]:
         import av  # local: keeps the module importable for the pure geometry
@@ -59,7 +100,9 @@ class VideoSampler:
             def rgb_of(frame: av.VideoFrame) -> np.ndarray:
                 nonlocal rgb_cache
                 if rgb_cache is None or rgb_cache[0] is not frame:
-                    rgb_cache = (frame, frame.to_ndarray(format="rgb24"))
+                    turns = quarter_turns(_stated_rotation(frame, stream))
+                    self.rotation_deg = (0, 90, 180, -90)[turns]
+                    rgb_cache = (frame, upright(frame.to_ndarray(format="rgb24"), 90 * turns))
                 return rgb_cache[1]
 
             try:

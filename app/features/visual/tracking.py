@@ -27,8 +27,10 @@ from app.features.visual.detection import (
     DETECTOR_SIZE,
     Detection,
     decode_detections,
+    face_merit,
     iou,
     primary_face,
+    ranked_faces,
     weighted_nms,
 )
 from app.features.visual.geometry import (
@@ -44,6 +46,7 @@ from app.features.visual.geometry import (
     to_image,
 )
 from app.features.visual.ibug68 import MEDIAPIPE_TO_IBUG68, MESH_POINTS
+from app.features.visual.identity import SAME_PERSON, Appearance, appearance, comparable, similarity
 from app.features.visual.models import FaceModelError, FaceModels
 from app.features.visual.pose import head_pose
 from app.features.visual.sampling import VideoSampler
@@ -60,7 +63,67 @@ DETECTOR_SHIFT = 0.08
 # a detection is the tracked face when its box and the mesh's box overlap this much
 SAME_FACE_IOU = 0.3
 
-NOTE_SEVERAL_FACES = "several faces were seen; the largest, most central one was analysed"
+# more than one face in at least this share of the census passes is worth a warning
+SEVERAL_FACES_SHARE = 0.1
+# a second face whose merit (detection.face_merit) reaches this share of the analysed one's
+# makes the choice between them a close call: the Selection is then not confident
+CLOSE_CALL = 0.8
+
+
+NOTE_CLOSE_CALL = "another face was about as large and central as the analysed one: who was analysed is uncertain"
+
+
+def several_faces_note(share: float) -> str:
+    return (
+        f"more than one face was in view for about {100 * share:.0f} % of the video; "
+        "the largest, most central face was analysed and followed"
+    )
+
+
+def identity_note(times_s: Sequence[float]) -> str:
+    """A warning naming when the analysed face changed person (the first three times)."""
+    shown = [f"{t:.0f} s" for t in times_s[:3]]
+    when = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    more = f" (and {len(times_s) - 3} more times)" if len(times_s) > 3 else ""
+    return f"the analysed face changed person at about {when}{more}; the features mix more than one person"
+
+
+@dataclass(frozen=True)
+class FaceCensus:
+    """What the detector's census passes (one every ``interval_s``) saw, and who was analysed.
+
+    Faces are ranked per pass (0: the largest, most central, as ``detection.ranked_faces``);
+    the detector does not know persons, so "face 2" is whichever face ranks second in a pass.
+    """
+
+    interval_s: float
+    faces_seen: tuple[int, ...]  # per pass: how many faces
+    analysed_rank: tuple[int | None, ...]  # per pass: the analysed face's rank; None when none was analysed
+    close_calls: int  # passes where another face came within CLOSE_CALL of the analysed one's merit
+    identity_switches_s: tuple[float, ...]  # when the analysed face changed person
+
+    @property
+    def passes(self) -> int:
+        return len(self.faces_seen)
+
+    @property
+    def max_faces(self) -> int:
+        return max(self.faces_seen, default=0)
+
+    @property
+    def several_share(self) -> float:
+        """Share of the passes that saw more than one face."""
+        return sum(n > 1 for n in self.faces_seen) / self.passes if self.passes else 0.0
+
+    def seconds_with(self, faces: int) -> float:
+        """About how long at least ``faces`` faces were in view."""
+        return sum(n >= faces for n in self.faces_seen) * self.interval_s
+
+    @property
+    def usual_rank(self) -> int:
+        """The rank the analysed face held most often (0 when it was never seen in a pass)."""
+        ranks = [r for r in self.analysed_rank if r is not None]
+        return max(set(ranks), key=ranks.count) if ranks else 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +136,7 @@ class VisualResult:
     notes: list[str] = field(default_factory=list)
     landmarks_px: np.ndarray | None = None  # (T, 68, 2) float32 image pixels, NaN where invalid
     irises_px: np.ndarray | None = None  # (T, 2, 2) float32 image pixels, NaN where invalid
+    census: FaceCensus | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +161,11 @@ class _Counters:
     tracking_losses: int = 0
     acquisitions: int = 0
     multiple_faces_frames: int = 0
+    census_faces: list[int] = field(default_factory=list)
+    census_rank: list[int | None] = field(default_factory=list)
+    close_calls: int = 0
+    switches: list[int] = field(default_factory=list)  # tick indices
+    reference: Appearance | None = None  # the analysed person's last compared appearance
 
 
 class VisualExtractor:
@@ -199,6 +268,10 @@ class VisualExtractor:
         for index, image in enumerate(frames):
             if image is not None and image is last_image and last_out is not None:
                 out = last_out  # one decoded frame serving several ticks: same answer
+                if index % self.census_every == 0 and counters.census_faces:
+                    # the census pass would see the same picture: count it again, so shares stay per second
+                    counters.census_faces.append(counters.census_faces[-1])
+                    counters.census_rank.append(counters.census_rank[-1])
             else:
                 observation, roi = (None, None) if image is None else self._track(image, roi, index, counters)
                 if observation is None:
@@ -224,9 +297,25 @@ class VisualExtractor:
             "redetections": float(max(counters.acquisitions - 1, 0)),
             "multiple_faces_frames": float(counters.multiple_faces_frames),
         }
+        census = FaceCensus(
+            interval_s=self.census_every / spec.rate_hz,
+            faces_seen=tuple(counters.census_faces),
+            analysed_rank=tuple(counters.census_rank),
+            close_calls=counters.close_calls,
+            identity_switches_s=tuple(i / spec.rate_hz for i in counters.switches),
+        )
+        quality.update(
+            faces_max=float(census.max_faces),
+            multiple_faces_share=census.several_share,
+            identity_switches=float(len(census.identity_switches_s)),
+        )
         notes: list[str] = []
-        if counters.multiple_faces_frames:
-            notes.append(NOTE_SEVERAL_FACES)
+        if census.several_share >= SEVERAL_FACES_SHARE:
+            notes.append(several_faces_note(census.several_share))
+        if census.close_calls:
+            notes.append(NOTE_CLOSE_CALL)
+        if census.identity_switches_s:
+            notes.append(identity_note(census.identity_switches_s))
         if n and not valid_arr.any():
             notes.append("no face was found in the video")
         return VisualResult(
@@ -238,6 +327,7 @@ class VisualExtractor:
             notes=notes,
             landmarks_px=np.stack(landmarks) if n else np.zeros((0, 68, 2), np.float32),
             irises_px=np.stack(irises) if n else np.zeros((0, 2, 2), np.float32),
+            census=census,
         )
 
     def extract(self, video: Path, max_seconds: float | None = None) -> VisualResult:
@@ -252,10 +342,11 @@ class VisualExtractor:
             valid=result.valid,
             confidence=result.confidence,
             duration_s=sampler.duration_s,
-            quality=result.quality,
+            quality={**result.quality, "rotation_deg": float(sampler.rotation_deg)},
             notes=notes,
             landmarks_px=result.landmarks_px,
             irises_px=result.irises_px,
+            census=result.census,
         )
 
     # -- internals ------------------------------------------------------------------
@@ -263,10 +354,23 @@ class VisualExtractor:
     def _track(
         self, image: np.ndarray, roi: Roi | None, index: int, counters: _Counters
     ) -> tuple[FaceObservation | None, Roi | None]:
-        """Analyse one image: follow the tracked face, or (re)acquire one with the detector."""
+        """Analyse one image; on census ticks also count the faces, and check who is analysed."""
+        census = index % self.census_every == 0
+        observation, new_roi, detections, acquired = self._follow(image, roi, census, counters)
+        if census:
+            self._count_faces(detections or [], observation, image.shape[1::-1], counters)
+        if observation is not None and (acquired or census):
+            self._check_identity(image, observation, index, counters)
+        return observation, new_roi
+
+    def _follow(
+        self, image: np.ndarray, roi: Roi | None, census: bool, counters: _Counters
+    ) -> tuple[FaceObservation | None, Roi | None, list[Detection] | None, bool]:
+        """Follow the tracked face, or (re)acquire one with the detector: (observation, next roi,
+        the detector's faces when it ran, whether the face was (re)acquired)."""
         height, width = image.shape[:2]
         detections: list[Detection] | None = None
-        if roi is None or index % self.census_every == 0:
+        if roi is None or census:
             detections = self._detect_counted(image, counters)
         if roi is not None:
             observation = self._settled(image, roi, counters)
@@ -274,18 +378,46 @@ class VisualExtractor:
             # slid off the face (e.g. a cut): the mesh alone can stay confident on a bad crop
             agrees = not detections or any(_same_face(observation, d) for d in detections)
             if agrees and self._usable(observation, width, height):
-                return observation, roi_from_mesh(observation.mesh)
+                return observation, roi_from_mesh(observation.mesh), detections, False
             counters.tracking_losses += 1
             if detections is None:  # lost: look again in this very frame
                 detections = self._detect_counted(image, counters)
         if not detections:
-            return None, None
+            return None, None, detections, False
         chosen = detections[primary_face(detections, (width, height))]
         observation = self._settled(image, roi_from_detection(chosen), counters, detected=True)
         if not self._usable(observation, width, height):
-            return None, None
+            return None, None, detections, False
         counters.acquisitions += 1
-        return observation, roi_from_mesh(observation.mesh)
+        return observation, roi_from_mesh(observation.mesh), detections, True
+
+    @staticmethod
+    def _count_faces(
+        detections: list[Detection], observation: FaceObservation | None, size: tuple[int, int], counters: _Counters
+    ) -> None:
+        """One census pass: how many faces, which rank the analysed one holds, and how close the runner-up came."""
+        order = ranked_faces(detections, size)
+        rank = None
+        if observation is not None:
+            rank = next((r for r, i in enumerate(order) if _same_face(observation, detections[i])), None)
+        counters.census_faces.append(len(detections))
+        counters.census_rank.append(rank)
+        if rank is not None and len(order) > 1:
+            analysed = face_merit(detections[order[rank]], size)
+            others = [face_merit(detections[i], size) for r, i in enumerate(order) if r != rank]
+            if max(others) >= CLOSE_CALL * analysed:
+                counters.close_calls += 1
+
+    @staticmethod
+    def _check_identity(image: np.ndarray, observation: FaceObservation, index: int, counters: _Counters) -> None:
+        """Compare the analysed face's appearance with the person analysed so far (at a similar head pose)."""
+        current = appearance(image, observation.mesh, observation.yaw, observation.pitch)
+        reference = counters.reference
+        if reference is not None and not comparable(reference, current):
+            return  # wait for a pose like the reference's: a turned head is not another person
+        if reference is not None and similarity(reference, current) < SAME_PERSON:
+            counters.switches.append(index)
+        counters.reference = current
 
     def _settled(self, image: np.ndarray, roi: Roi, counters: _Counters, detected: bool = False) -> FaceObservation:
         """The mesh in ``roi``; when its own crop sits clearly elsewhere, once more from a better crop.
