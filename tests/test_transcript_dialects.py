@@ -157,6 +157,26 @@ def test_windows_1252_transcript_is_decoded_and_reported() -> None:
     assert transcript.utterances[1].text == "I went to the café, it’s “fine”, I was naïve about it."
 
 
+@pytest.mark.parametrize(
+    "broken",
+    [b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf0\x80\x80\xaf"],
+    ids=["overlong-2", "overlong-3", "encoded-surrogate", "overlong-4"],
+)
+def test_utf8_with_forbidden_forms_is_refused_not_read_as_a_code_page(broken: bytes) -> None:
+    good = "Patient: I feel tired and I do not sleep well, and that is café talk.\n".encode()
+    with pytest.raises(TranscriptError, match="not valid UTF-8"):
+        parse_transcript(good[:20] + broken + good[20:], "t.txt")
+
+
+def test_a_code_page_byte_pair_that_looks_like_an_overlong_form_is_still_that_code_page() -> None:
+    # "Á" (C1) then "©" (A9) in Windows-1252 is an overlong pair in UTF-8 terms; the file
+    # also holds "é" (E9) alone, which no UTF-8 writer produces, so it is a code page
+    text = "Patient: ÁLVARO© said the café was fine.\n"
+    transcript = parse_transcript(text.encode("cp1252"), "t.txt")
+    assert transcript.encoding == "windows-1252"
+    assert transcript.utterances[0].text.startswith("ÁLVARO©")
+
+
 def test_aws_output_without_diarisation_is_one_unlabelled_stream() -> None:
     turns = interview()
     parsed = json.loads(DIALECTS[7].write(turns))

@@ -11,6 +11,7 @@ text on Windows, and the text model reads English.
 from __future__ import annotations
 
 import codecs
+import re
 import unicodedata
 
 from app.features.transcript.utterance import TranscriptError
@@ -42,6 +43,11 @@ _MAX_CONTROL_SHARE = 0.01
 # charset-normalizer's "chaos" (mess) within this of the best counts as equally good
 _CHAOS_TIE = 0.02
 _PREFERRED_LEGACY = "cp1252"
+# UTF-8's forbidden forms: overlong two-, three- and four-byte sequences and encoded UTF-16
+# surrogates (what CESU-8 and Java's "modified UTF-8" write)
+_FORBIDDEN_UTF8 = re.compile(
+    rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]|\xed[\xa0-\xbf][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2}"
+)
 # Python codec names as people know them
 _DISPLAY_NAMES = {f"cp{n}": f"windows-{n}" for n in range(1250, 1259)} | {"latin_1": "iso-8859-1"}
 
@@ -79,7 +85,23 @@ def _decode(data: bytes) -> tuple[str, str]:
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        return _legacy(data)
+        pass
+    if _FORBIDDEN_UTF8.search(data) and _is_utf8(_FORBIDDEN_UTF8.sub(b"", data)):
+        # UTF-8 apart from its forbidden forms: a broken UTF-8 writer, not a legacy code page
+        # (a legacy decoding would turn those bytes into mojibake the text model reads)
+        raise TranscriptError(
+            "transcript is not valid UTF-8 (it holds overlong or encoded-surrogate sequences, "
+            "as CESU-8 or Java's modified UTF-8 write); save it as standard UTF-8"
+        )
+    return _legacy(data)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _bomless_utf16(data: bytes) -> tuple[str, str] | None:
