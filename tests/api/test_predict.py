@@ -157,8 +157,17 @@ def test_too_little_speech_alone_is_422(client: httpx.Client, media: dict) -> No
     assert "speech" in body["detail"]
 
 
-def test_non_utf8_transcript_is_422(client: httpx.Client) -> None:
-    files = {"transcript": ("t.txt", "Ich fühle mich müde".encode("latin-1"), "text/plain")}
+def test_a_windows_1252_transcript_is_read_and_its_encoding_reported(client: httpx.Client) -> None:
+    text = "I said “I’m fine” – but I’m not sleeping, and I’m tired all day… really.\n" * 8
+    files = {"transcript": ("t.txt", text.encode("cp1252"), "text/plain")}
+    body = client.post("/predict", files=files).json()
+    valid_answer(body, used={"text"})
+    assert body["inputs"]["text"]["encoding"] == "windows-1252"
+
+
+def test_bytes_that_are_no_text_encoding_are_422(client: httpx.Client) -> None:
+    data = bytes(np.random.default_rng(3).integers(0, 256, 2048, dtype=np.uint8))
+    files = {"transcript": ("t.txt", data, "text/plain")}
     problem(client.post("/predict", files=files), 422, "invalid-transcript")
 
 
@@ -174,9 +183,11 @@ def test_a_transcript_of_a_few_words_is_not_used(client: httpx.Client) -> None:
     assert "only 4 words" in body["detail"]
 
 
-def test_an_unknown_speaker_is_422_naming_the_speakers(client: httpx.Client) -> None:
+def test_an_unknown_speaker_is_422_counting_the_speakers_without_quoting_them(client: httpx.Client) -> None:
     files = {"transcript": ("t.vtt", webvtt().encode(), "text/vtt")}
     body = problem(
         client.post("/predict", files=files, data={"participant_speaker": "Bob"}), 422, "invalid-transcript"
     )
-    assert "Participant" in body["detail"]
+    # speaker labels are upload content (often names): counted, never quoted
+    assert "2 speaker labels" in body["detail"]
+    assert "Participant" not in body["detail"] and "Bob" not in body["detail"]
