@@ -143,8 +143,15 @@ class VideoSampler:
             self.ticks, self.duration_s = tick, duration
 
 
+# MPEG program and transport streams have no index: FFmpeg estimates their stream durations
+# (a DVD camcorder's 10.04 s of frames is stated as 9.66 s), so the decoded frames decide
+_INDEXLESS_CONTAINERS = frozenset({"mpeg", "mpegts", "mpegvideo"})
+
+
 def _stated_duration(container, stream) -> float | None:
     """The video stream's duration from the container (not the audio's), or None when unstated."""
+    if set(container.format.name.split(",")) & _INDEXLESS_CONTAINERS:
+        return None
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     # webm/mkv often state only the container duration (which may include a longer audio track)
