@@ -13,7 +13,18 @@ import pytest
 
 from tests.api.conftest import RunningServer
 from tests.api.helpers import problem, valid_answer
-from tests.dialects import CLINICIAN, PATIENT, Turn, aws_json, interview, plain_prefixed, truth, zoom_vtt
+from tests.dialects import (
+    CLINICIAN,
+    DIALECTS,
+    PATIENT,
+    Dialect,
+    Turn,
+    aws_json,
+    interview,
+    plain_prefixed,
+    truth,
+    zoom_vtt,
+)
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -24,6 +35,30 @@ NAME_PARTS = (NAME, "Zebulon", "Quixote", "Marchbanks")
 def _post(url: str, data: bytes, name: str, **fields: str) -> httpx.Response:
     files = {"transcript": (name, data, "application/octet-stream")}
     return httpx.post(url + "/predict", files=files, data={"include_timeline": "false", **fields}, timeout=120)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: f"{d.name}-{d.write.__name__}")
+def test_every_dialect_on_the_wire_analyses_the_generated_participant(
+    running_server: RunningServer, dialect: Dialect
+) -> None:
+    turns = interview()
+    expected = truth(turns, PATIENT if dialect.speakers else None, dialect.pieces_per_turn)
+    response = _post(running_server.url, dialect.write(turns).encode(), f"interview.{dialect.extension}")
+    assert response.status_code == 200, response.text
+    result = valid_answer(response.json(), used={"text"})
+    text = result.inputs.text
+    assert text.format == dialect.name
+    # what the text branch analysed is the participant's speech and nothing else
+    assert (text.quality["utterances"], text.quality["words"]) == (expected.utterances, expected.words)
+    if not dialect.speakers:
+        assert text.selections == [] and any("no speaker labels" in w for w in result.warnings)
+        return
+    [selection] = text.selections
+    assert selection.confident
+    [chosen] = [c for c in selection.candidates if c.chosen]
+    assert chosen.words == expected.words
+    if dialect.timed_ends:
+        assert chosen.seconds == pytest.approx(expected.seconds, abs=0.01)
 
 
 def test_zoom_vtt_picks_the_dial_in_patient_over_the_credentialed_clinician(running_server: RunningServer) -> None:
