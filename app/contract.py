@@ -247,7 +247,9 @@ class Calibration(_Strict):
     total +- quantile x predicted SD. Evidence buckets are bounded by ``evidence_edges_s``
     (seconds of evidence, ``app.fusion.calibration.evidence_seconds``); a shorter bucket's
     quantile is never below a longer one's. P(total >= cut-off): the model's probability
-    mapped through the monotone curve ``cutoff_curve`` (isotonic fit, as (raw, calibrated) knots).
+    mapped through the monotone curve ``cutoff_curve`` (isotonic fit, as (raw, calibrated) knots),
+    or through its modality subset's own curve in ``subset_cutoff_curves`` where the calibration
+    held enough people on both sides of the cut-off for one (subsets are miscalibrated differently).
     """
 
     method: str = "split-conformal, normalised by the predicted SD; isotonic P(total >= cutoff)"
@@ -256,6 +258,7 @@ class Calibration(_Strict):
     quantiles: dict[str, tuple[tuple[float, ...], ...]]  # subset -> [bucket][level] -> quantile
     counts: dict[str, tuple[int, ...]]  # subset -> participants per bucket
     cutoff_curve: tuple[tuple[float, float], ...]
+    subset_cutoff_curves: dict[str, tuple[tuple[float, float], ...]] = Field(default_factory=dict)
     participants: int
     source: str  # what the calibration participants were
 
@@ -269,10 +272,13 @@ class Calibration(_Strict):
         for subset, table in self.quantiles.items():
             if len(table) != buckets or any(len(row) != len(self.levels) for row in table):
                 raise ValueError(f"quantiles[{subset}]: {buckets} buckets x {len(self.levels)} levels")
-        raw = [knot[0] for knot in self.cutoff_curve]
-        mapped = [knot[1] for knot in self.cutoff_curve]
-        if len(raw) < 2 or raw != sorted(raw) or mapped != sorted(mapped):
-            raise ValueError("cutoff_curve: at least two knots, non-decreasing in both coordinates")
+        curves = {"cutoff_curve": self.cutoff_curve}
+        curves |= {f"subset_cutoff_curves[{subset}]": curve for subset, curve in self.subset_cutoff_curves.items()}
+        for name, curve in curves.items():
+            raw = [knot[0] for knot in curve]
+            mapped = [knot[1] for knot in curve]
+            if len(raw) < 2 or raw != sorted(raw) or mapped != sorted(mapped):
+                raise ValueError(f"{name}: at least two knots, non-decreasing in both coordinates")
         return self
 
 

@@ -9,6 +9,8 @@ import pytest
 from app.contract import Calibration, FeatureSpec, OutputSemantics
 from app.fusion.calibration import (
     DEFAULT_EVIDENCE_EDGES_S,
+    MIN_CURVE_CLASS,
+    bands_agreeing_with,
     calibrated_interval,
     calibrated_probability,
     conformal_quantile,
@@ -125,6 +127,65 @@ def test_isotonic_recalibration_turns_an_overconfident_probability_into_a_freque
     assert np.all(np.diff(mapped[np.argsort(fresh)]) >= -1e-12)  # monotone
 
 
+def _ece(p: np.ndarray, outcome: np.ndarray) -> float:
+    bins = np.minimum((p * 10).astype(int), 9)
+    return float(sum(abs(p[bins == b].mean() - outcome[bins == b].mean()) * np.mean(bins == b)
+                     for b in range(10) if np.any(bins == b)))
+
+
+def test_each_subset_gets_its_own_probability_curve_where_it_has_the_people_for_one() -> None:
+    # audio is too sure of itself, text too timid: one pooled curve cannot undo both
+    rng = np.random.default_rng(11)
+
+    def draw(n: int) -> dict[str, np.ndarray]:
+        data = _population(n, seed=int(rng.integers(1 << 30)))
+        truth = rng.uniform(0.02, 0.98, n)
+        data["true"] = np.where(rng.uniform(0.0, 1.0, n) < truth, 15.0, 3.0)
+        logit = np.log(truth / (1 - truth)) * np.where(data["subsets"] == "audio", 3.0, 0.3)
+        data["p"] = 1.0 / (1.0 + np.exp(-logit))
+        return data
+
+    calib, fresh = draw(6000), draw(6000)
+    calibration = fit_calibration(
+        calib["predicted"], calib["sd"], calib["true"], calib["evidence"], list(calib["subsets"]), calib["p"],
+        10.0, participants=6000, source="test",
+    )
+    assert set(calibration.subset_cutoff_curves) == set(SUBSETS)
+    for subset in ("audio", "text"):
+        mine = fresh["subsets"] == subset
+        outcome = fresh["true"][mine] >= 10.0
+        pooled = np.array([calibrated_probability(calibration, p) for p in fresh["p"][mine]])
+        own = np.array([calibrated_probability(calibration, p, subset) for p in fresh["p"][mine]])
+        assert _ece(pooled, outcome) > 0.06, subset
+        assert _ece(own, outcome) < 0.4 * _ece(pooled, outcome), subset
+        assert _ece(own, outcome) < 0.05, subset
+
+
+def test_a_subset_with_too_few_people_on_one_side_uses_the_pooled_curve() -> None:
+    data = _population(600, seed=12)
+    rare = data["subsets"] == "text"
+    data["true"] = np.where(rare, 2.0, data["true"])  # no text participant at or above 10
+    calibration = fit_calibration(
+        data["predicted"], data["sd"], data["true"], data["evidence"], list(data["subsets"]),
+        np.linspace(0.0, 1.0, 600), 10.0, participants=600, source="test",
+    )
+    assert "text" not in calibration.subset_cutoff_curves and MIN_CURVE_CLASS > 0
+    assert calibrated_probability(calibration, 0.7, "text") == calibrated_probability(calibration, 0.7)
+
+
+def test_band_probabilities_are_rescaled_to_agree_with_the_calibrated_cutoff_probability() -> None:
+    bands = {"none": 0.1, "mild": 0.3, "moderate": 0.4, "moderately_severe": 0.15, "severe": 0.05}
+    agreed = bands_agreeing_with(bands, 0.2, 10.0)
+    assert sum(agreed.values()) == pytest.approx(1.0)
+    assert agreed["moderate"] + agreed["moderately_severe"] + agreed["severe"] == pytest.approx(0.2)
+    assert agreed["moderate"] / agreed["severe"] == pytest.approx(8.0)  # each side keeps its shape
+    assert agreed["mild"] / agreed["none"] == pytest.approx(3.0)
+    # nothing above the cut-off in the model's own distribution: the calibrated mass is spread there
+    spread = bands_agreeing_with({**bands, "moderate": 0.0, "moderately_severe": 0.0, "severe": 0.0}, 0.3, 10.0)
+    assert spread["severe"] == pytest.approx(0.1) and spread["mild"] + spread["none"] == pytest.approx(0.7)
+    assert bands_agreeing_with(bands, 0.2, 12.0) == bands  # not a band boundary: left alone
+
+
 def test_evidence_counts_seconds_of_speech_once_across_overlapping_windows() -> None:
     def speech_windows(seconds: float):
         n = round(seconds * FEATURES.audio.rate_hz)
@@ -158,6 +219,8 @@ def test_a_malformed_calibration_is_refused_by_the_manifest_schema() -> None:
         Calibration.model_validate({**good, "quantiles": {"audio": [[1.0] * 6]}})
     with pytest.raises(ValueError, match="cutoff_curve"):
         Calibration.model_validate({**good, "cutoff_curve": [[0.0, 0.5], [1.0, 0.2]]})
+    with pytest.raises(ValueError, match=r"subset_cutoff_curves\[audio\]"):
+        Calibration.model_validate({**good, "subset_cutoff_curves": {"audio": [[0.0, 0.5], [1.0, 0.2]]}})
     assert OutputSemantics().cutoff == 10.0
 
 

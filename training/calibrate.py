@@ -191,14 +191,15 @@ def uncertainty_report(answers: Answers, calibration: Calibration | None, cutoff
             outcome = true >= cutoff
             entry["ece_model"] = round(expected_calibration_error(answers.p_raw[mine], outcome)[0], 4)
             if calibration is not None:
-                mapped = np.array([calibrated_probability(calibration, p) for p in answers.p_raw[mine]])
+                mapped = np.array([calibrated_probability(calibration, p, subset) for p in answers.p_raw[mine]])
                 entry["ece"] = round(expected_calibration_error(mapped, outcome)[0], 4)
             per_subset[subset] = entry
         report[scope] = per_subset
     outcome = answers.true >= cutoff
     pooled = answers.p_raw
     if calibration is not None:
-        pooled = np.array([calibrated_probability(calibration, p) for p in answers.p_raw])
+        rows = zip(answers.p_raw, answers.subsets, strict=True)
+        pooled = np.array([calibrated_probability(calibration, p, subset) for p, subset in rows])
     ece, points = expected_calibration_error(pooled[answers.full_length], outcome[answers.full_length])
     report["cutoff_probability"] = {"ece": round(ece, 4), "reliability": points}
     return report

@@ -19,7 +19,13 @@ from app.answer.schema import (
 )
 from app.contract import MODALITIES, severity_band
 from app.fusion.aggregate import aggregate
-from app.fusion.calibration import calibrated_interval, calibrated_probability, evidence_seconds, subset_name
+from app.fusion.calibration import (
+    bands_agreeing_with,
+    calibrated_interval,
+    calibrated_probability,
+    evidence_seconds,
+    subset_name,
+)
 from app.fusion.runner import FusionOutput
 from app.model_store import FusionModel
 from app.windows import WindowBatch
@@ -50,6 +56,7 @@ def build_answer(
     warnings = list(extraction_warnings)
     evidence = evidence_seconds(windows.inputs(), manifest.features)
     (low, high), method, p_cut = agg.interval, "model", agg.p_at_or_above_cutoff
+    bands = agg.band_probabilities
     calibration = manifest.calibration
     if calibration is not None:
         bounds = (semantics.total_min, semantics.total_max)
@@ -59,7 +66,8 @@ def build_answer(
             warnings.append(f"the {interval_level:g} interval is the model's own spread: no calibration for it")
         else:
             (low, high), method = conformal, "conformal"
-        p_cut = calibrated_probability(calibration, p_cut)
+        p_cut = calibrated_probability(calibration, p_cut, subset)
+        bands = bands_agreeing_with(bands, p_cut, semantics.cutoff)
     items = [
         ItemScore(item=name, score=round(float(score), 3), distribution=[round(float(p), 5) for p in probs])
         for name, score, probs in zip(semantics.items, agg.item_scores, agg.item_probs, strict=True)
@@ -93,7 +101,7 @@ def build_answer(
             total=round(total, 3),
             total_rounded=int(np.clip(np.floor(total + 0.5), 0, 24)),
             severity=severity_band(total),
-            band_probabilities=BandProbabilities(**{b: round(p, 4) for b, p in agg.band_probabilities.items()}),
+            band_probabilities=BandProbabilities(**{b: round(p, 4) for b, p in bands.items()}),
             interval=Interval(
                 level=interval_level,
                 low=round(low, 3),

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from app.contract import MODALITIES, Calibration, FeatureSpec
+from app.contract import MODALITIES, SEVERITY_BANDS, Calibration, FeatureSpec
 
 # the predicted SD never counts as less than this in the score (total points): a model sure of
 # a wrong answer must still get a usable interval
@@ -30,6 +30,9 @@ MIN_GROUP = 25
 # a bucket with at least this many whole interviews is calibrated on them alone: served requests
 # are whole interviews, and shortened copies stand in only where whole ones are too few
 MIN_WHOLE = 50
+# a subset gets its own P(total >= cut-off) curve when its calibration answers hold at least this
+# many on each side of the cut-off; others use the pooled curve
+MIN_CURVE_CLASS = 30
 DEFAULT_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 # seconds of evidence: under 20 s, to 45 s, to 1.5 min, to 2.5 min, longer
 DEFAULT_EVIDENCE_EDGES_S = (20.0, 45.0, 90.0, 150.0)
@@ -163,12 +166,19 @@ def fit_calibration(
         table = monotone_quantiles(groups, levels)
         quantiles[subset] = tuple(tuple(round(q, 5) for q in row) for row in table)
         counts[subset] = tuple(int(group.size) for group in groups)
+    p_raw, positive = np.asarray(p_raw, np.float64), true >= cutoff
+    subset_curves = {}
+    for subset in dict.fromkeys(subsets):
+        mine = names == subset
+        if min(np.count_nonzero(positive[mine]), np.count_nonzero(~positive[mine])) >= MIN_CURVE_CLASS:
+            subset_curves[subset] = isotonic_curve(p_raw[mine], positive[mine])
     return Calibration(
         levels=tuple(levels),
         evidence_edges_s=tuple(edges),
         quantiles=quantiles,
         counts=counts,
-        cutoff_curve=isotonic_curve(np.asarray(p_raw, np.float64), true >= cutoff),
+        cutoff_curve=isotonic_curve(p_raw, positive),
+        subset_cutoff_curves=subset_curves,
         participants=participants,
         source=source,
     )
@@ -202,6 +212,31 @@ def calibrated_interval(
     return max(bounds[0], total - half), min(bounds[1], total + half)
 
 
-def calibrated_probability(calibration: Calibration, p_raw: float) -> float:
-    raw, mapped = zip(*calibration.cutoff_curve, strict=True)
+def calibrated_probability(calibration: Calibration, p_raw: float, subset: str | None = None) -> float:
+    """P(total >= cut-off) through the subset's own curve where it has one, else the pooled one."""
+    curve = calibration.subset_cutoff_curves.get(subset or "", calibration.cutoff_curve)
+    raw, mapped = zip(*curve, strict=True)
     return float(np.clip(np.interp(p_raw, raw, mapped), 0.0, 1.0))
+
+
+def bands_agreeing_with(bands: Mapping[str, float], p_at_or_above: float, cutoff: float) -> dict[str, float]:
+    """Severity band probabilities rescaled so that the bands at or above the cut-off sum to the
+    calibrated P(total >= cut-off) and the others to the rest (each side keeps its shape), so
+    an answer never says P(>= 10) = 0.83 while its bands from "moderate" up add to 0.97.
+    Unchanged when the cut-off is not a band boundary."""
+    highest = [h for _, h in SEVERITY_BANDS]
+    lowest = {band: previous + 1 for (band, _), previous in zip(SEVERITY_BANDS, [-1, *highest[:-1]], strict=True)}
+    if cutoff not in lowest.values():
+        return dict(bands)
+    above = [band for band in bands if lowest[band] >= cutoff]
+    mass_above = sum(bands[band] for band in above)
+    mass_below = sum(bands.values()) - mass_above
+    out = {}
+    for band, p in bands.items():
+        side_mass, target = (mass_above, p_at_or_above) if band in above else (mass_below, 1.0 - p_at_or_above)
+        if side_mass > 0:
+            out[band] = p * target / side_mass
+        else:  # the model put nothing on this side: spread the calibrated mass evenly over it
+            side = [b for b in bands if (b in above) == (band in above)]
+            out[band] = target / len(side)
+    return out

@@ -28,6 +28,10 @@ def valid_answer(body: dict, used: set[str]) -> PredictResponse:
     assert answer.phq8.interval.low <= answer.phq8.total <= answer.phq8.interval.high + 0.125
     bands = answer.phq8.band_probabilities.model_dump()
     assert abs(sum(bands.values()) - 1.0) < 2e-3, bands
+    # the bands from "moderate" (10) up say what P(total >= 10) says
+    if answer.phq8.cutoff == 10.0:
+        above = bands["moderate"] + bands["moderately_severe"] + bands["severe"]
+        assert abs(above - answer.phq8.probability_at_or_above_cutoff) < 2e-3, (bands, answer.phq8)
     assert answer.model.training_data == "synthetic" and answer.model.clinically_validated is False
     assert any("synthetic" in w for w in answer.warnings)
     assert "Research use only" in answer.notice
