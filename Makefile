@@ -42,7 +42,7 @@ serve: setup
 
 # DATA=/path/to/corpus: train on DAIC-WOZ or E-DAIC into the next free fusion version
 # (docs/training.md); without DATA, rebuild the shipped synthetic VERSION in place
-VERSION ?= 3
+VERSION ?= 4
 train: system-deps setup
 	$(BIN)/python -m training.train $(if $(DATA),--data $(DATA),--version $(VERSION) --overwrite)
 

@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--train", type=int, default=600, help="synthetic: training participants")
     parser.add_argument(
-        "--val", type=int, default=300, help="synthetic: validation participants (selection and calibration)"
+        "--val", type=int, default=500, help="synthetic: validation participants (selection and calibration)"
     )
     parser.add_argument(
         "--select", type=int, default=100,
