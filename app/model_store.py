@@ -18,6 +18,8 @@ PROVENANCE_FILE = "provenance.json"
 # the face models the visual extractor runs, each at the one version it was built for
 FACE_MODELS = {"face_detector": 1, "face_landmarks": 1, "iris_landmarks": 1}
 FACE_GEOMETRY = ("face_geometry", 1, "canonical_face.json")
+# Moonshine tiny (English) speech-to-text: encoder.onnx, decoder.onnx, tokenizer.json
+SPEECH_TO_TEXT = ("speech_to_text", 1)
 
 
 class ModelStoreError(RuntimeError):
@@ -61,6 +63,12 @@ def face_model_dirs(store: Path) -> dict[str, Path]:
 def face_geometry_file(store: Path) -> Path:
     name, version, file = FACE_GEOMETRY
     return model_dir(store, name, version) / file
+
+
+def speech_to_text_dir(store: Path) -> Path:
+    """The speech-to-text model's version folder (app.speech.recognition reads it)."""
+    name, version = SPEECH_TO_TEXT
+    return model_dir(store, name, version)
 
 
 def text_encoder_dir(store: Path, features: FeatureSpec) -> Path:

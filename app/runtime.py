@@ -112,6 +112,8 @@ class ModelRuntime(Protocol):
     @property
     def providers(self) -> list[str]: ...
 
+    def input_shape(self, name: str) -> list[Any]: ...
+
     def output_shape(self, name: str) -> list[Any]: ...
 
     def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]: ...
@@ -143,6 +145,10 @@ class OnnxModel:
     @property
     def provider(self) -> str:
         return self._providers[0]
+
+    def input_shape(self, name: str) -> list[Any]:
+        """The graph's shape of input ``name``: ints, and dim names (str) or None for free axes."""
+        return next(node.shape for node in self.session.get_inputs() if node.name == name)
 
     def output_shape(self, name: str) -> list[Any]:
         return next(node.shape for node in self.session.get_outputs() if node.name == name)
