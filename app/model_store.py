@@ -20,6 +20,7 @@ FACE_MODELS = {"face_detector": 1, "face_landmarks": 1, "iris_landmarks": 1}
 FACE_GEOMETRY = ("face_geometry", 1, "canonical_face.json")
 # Moonshine tiny (English) speech-to-text: encoder.onnx, decoder.onnx, tokenizer.json
 SPEECH_TO_TEXT = ("speech_to_text", 1)
+VOICE_ENCODER = ("voice_encoder", 1)
 
 
 class ModelStoreError(RuntimeError):
@@ -68,6 +69,12 @@ def face_geometry_file(store: Path) -> Path:
 def speech_to_text_dir(store: Path) -> Path:
     """The speech-to-text model's version folder (app.speech.recognition reads it)."""
     name, version = SPEECH_TO_TEXT
+    return model_dir(store, name, version)
+
+
+def voice_encoder_dir(store: Path) -> Path:
+    """The voice encoder's version folder (app.speech.voices reads it)."""
+    name, version = VOICE_ENCODER
     return model_dir(store, name, version)
 
 

@@ -169,30 +169,34 @@ def frame_times(n_frames: int, rate_hz: float, spans: Sequence[tuple[float, floa
 MEL_BLOCK_FRAMES = 4096
 
 
-def mel_power_db(signal: np.ndarray, spec: AudioSpec) -> np.ndarray:
-    """(T, n_mels) log-mel power in dB (10 log10, amin from the spec), before normalisation.
-
-    Equal to librosa's ``melspectrogram(center=True, pad_mode="constant")`` on the whole
-    signal, computed block by block: each frame depends only on its own ``n_fft`` samples.
-    """
+def mel_power(
+    signal: np.ndarray, sample_rate: int, n_fft: int, hop_length: int, n_mels: int,
+    fmin: float = 0.0, fmax: float | None = None,
+) -> np.ndarray:
+    """(T, n_mels) mel power spectrogram (float32), equal to librosa's
+    ``melspectrogram(center=True, pad_mode="constant")`` on the whole signal, computed block by
+    block (each frame depends only on its own ``n_fft`` samples), so memory stays bounded."""
     import librosa  # local: its first use pulls numba; only workers pay for it
 
     signal = np.asarray(signal, dtype=np.float32)
-    half = spec.n_fft // 2
+    half = n_fft // 2
     padded = np.pad(signal, half)  # librosa's centring, zeros on both ends
-    frames = 1 + signal.shape[0] // spec.hop_length
-    basis = librosa.filters.mel(
-        sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin, fmax=spec.fmax
-    )
-    out = np.empty((frames, spec.n_mels), dtype=np.float32)
+    frames = 1 + signal.shape[0] // hop_length
+    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    out = np.empty((frames, n_mels), dtype=np.float32)
     for first in range(0, frames, MEL_BLOCK_FRAMES):
         count = min(MEL_BLOCK_FRAMES, frames - first)
-        start = first * spec.hop_length
-        block = padded[start : start + (count - 1) * spec.hop_length + spec.n_fft]
-        power = np.abs(librosa.stft(block, n_fft=spec.n_fft, hop_length=spec.hop_length, center=False)) ** 2
-        mel = basis @ power
-        out[first : first + count] = librosa.power_to_db(mel, ref=1.0, amin=spec.power_to_db_amin, top_db=None).T
+        start = first * hop_length
+        block = padded[start : start + (count - 1) * hop_length + n_fft]
+        power = np.abs(librosa.stft(block, n_fft=n_fft, hop_length=hop_length, center=False)) ** 2
+        out[first : first + count] = (basis @ power).T
     return out
+
+
+def mel_power_db(signal: np.ndarray, spec: AudioSpec) -> np.ndarray:
+    """(T, n_mels) log-mel power in dB (10 log10, amin from the spec), before normalisation."""
+    power = mel_power(signal, spec.sample_rate, spec.n_fft, spec.hop_length, spec.n_mels, spec.fmin, spec.fmax)
+    return (10.0 * np.log10(np.maximum(power, spec.power_to_db_amin))).astype(np.float32)
 
 
 def speech_frames(mel_db: np.ndarray) -> tuple[np.ndarray, float]:
