@@ -70,7 +70,7 @@ def _download(dest: Path) -> Path:
     return wheel
 
 
-def _encoder_module():  # noqa: ANN202 - torch types only exist in the train extra
+def _encoder_module():  # returns a torch module: torch types exist only in the train extra
     import torch
     from torch import nn
 
