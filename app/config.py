@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(600.0, gt=0)
 
+    # the speech stage on recordings without a timed, speaker-labelled transcript (README, "The speech stage")
+    speaker_separation: Literal["auto", "off"] = Field(
+        "auto", description="auto: find who speaks when in a recording the transcript does not label; off: never"
+    )
+    speech_recognition: Literal["auto", "off"] = Field(
+        "auto", description="auto: the patient's words from the audio when no transcript is sent; off: never"
+    )
+
     # async jobs (POST /jobs): results live in this process's memory only (docs/jobs.md)
     job_ttl_s: float = Field(
         600.0, gt=0, description="a finished job's result is kept this long, then deleted (GET answers 404)"

@@ -9,7 +9,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 # queued: jobs only, the wait between their upload and their processing
-STAGES = ("upload", "queued", "decode", "visual", "audio", "text", "windows", "inference", "total")
+STAGES = (
+    "upload", "queued", "probe", "transcript", "decode", "speech", "separation", "recognition",
+    "visual", "audio", "text", "windows", "inference", "total",
+)
 OUTCOMES = ("ok", "client_error", "unusable_input", "unsupported_media", "too_large", "timeout", "error")
 REJECTIONS = ("unauthorized", "rate_limited", "overloaded", "jobs_full")
 WORKER_EVENTS = ("timeout", "crash", "memory-limit", "cancelled")

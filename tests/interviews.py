@@ -39,6 +39,7 @@ class SpokenInterview:
     turns: list[tuple[float, float, int]]  # (start_s, end_s, PATIENT or CLINICIAN)
     patient_text: str
     clinician_text: str
+    said: list[str]  # each turn's words, in the order of ``turns``
 
     def spans(self, who: int) -> list[tuple[float, float]]:
         return [(a, b) for a, b, w in self.turns if w == who]
@@ -61,7 +62,7 @@ def interview(
     parts: list[np.ndarray] = []
     turns: list[tuple[float, float, int]] = []
     position = 0
-    asked, answered = [], []
+    asked, answered, said = [], [], []
     for k in range(exchanges):
         question = QUESTIONS[k % len(QUESTIONS)]
         answer = " ".join(SENTENCES[(answer_sentences * k + j) % len(SENTENCES)] for j in range(answer_sentences))
@@ -70,9 +71,10 @@ def interview(
         for who, text, voice in ((CLINICIAN, question, clinician_voice), (PATIENT, answer, patient_voice)):
             signal = _voice(text, voice)
             turns.append((position / SAMPLE_RATE, (position + signal.size) / SAMPLE_RATE, who))
+            said.append(text)
             parts += [signal, gap]
             position += signal.size + gap.size
-    return SpokenInterview(np.concatenate(parts), turns, " ".join(answered), " ".join(asked))
+    return SpokenInterview(np.concatenate(parts), turns, " ".join(answered), " ".join(asked), said)
 
 
 def frame_purity(frame_labels: np.ndarray, turns: list[tuple[float, float, int]]) -> float:

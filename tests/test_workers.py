@@ -463,10 +463,17 @@ def test_service_pool_warms_the_real_models_and_extracts_under_the_default_memor
         assert extracted.reports["text"].used
         # the warm-up reports the providers its sessions really run on (CPU here: no GPU build)
         providers = pool.session_providers()
-        assert set(providers) == {"text_encoder", "face_detector", "face_landmarks", "iris_landmarks"}
+        assert set(providers) == {
+            "text_encoder", "face_detector", "face_landmarks", "iris_landmarks", "voice_encoder", "speech_to_text"
+        }
         assert all(p[-1] == "CPUExecutionProvider" for p in providers.values())
         assert pool.warm_info() == [
-            {"text_encoder": providers["text_encoder"], "face_models": providers["face_landmarks"]}
+            {
+                "text_encoder": providers["text_encoder"],
+                "face_models": providers["face_landmarks"],
+                "voice_encoder": providers["voice_encoder"],
+                "speech_to_text": providers["speech_to_text"],
+            }
         ]
     finally:
         runner(pool.aclose())

@@ -15,6 +15,7 @@ from app.answer.schema import (
     ModelInfo,
     Phq8,
     PredictResponse,
+    SpeakersReport,
     TimelineWindow,
 )
 from app.contract import MODALITIES, severity_band
@@ -48,6 +49,7 @@ def build_answer(
     include_timeline: bool,
     interval_level: float,
     timings_ms: dict[str, float],
+    speakers: SpeakersReport | None = None,
 ) -> PredictResponse:
     manifest = model.manifest
     semantics = manifest.semantics
@@ -119,7 +121,7 @@ def build_answer(
             per_item={name: _weights(w) for name, w in zip(semantics.items, agg.modality_weights, strict=True)},
         ),
         timeline=timeline,
-        inputs=Inputs(**reports),
+        inputs=Inputs(**reports, **({"speakers": speakers} if speakers is not None else {})),
         timings_ms={k: round(v, 2) for k, v in timings_ms.items()},
         warnings=warnings,
     )

@@ -117,6 +117,15 @@ class Selection(BaseModel):
     candidates: list[Candidate]
 
 
+class RecognisedSegment(BaseModel):
+    """One turn as speech recognition heard it (returned only with return_transcript=true)."""
+
+    start_s: float = Field(..., ge=0, examples=[12.4], description="on the interview clock")
+    end_s: float = Field(..., ge=0, examples=[19.8])
+    speaker: str | None = Field(None, examples=["speaker 1"], description="as inputs.speakers names it")
+    text: str = Field(..., examples=["i have not been sleeping well"])
+
+
 class ModalityReport(BaseModel):
     used: bool = Field(..., examples=[True])
     reason: str | None = Field(None, examples=["no audio given"], description="why the modality was not used")
@@ -135,12 +144,40 @@ class ModalityReport(BaseModel):
     selections: list[Selection] = Field(
         default_factory=list, description="every choice among speakers, tracks, channels or faces, and why"
     )
+    transcript: list[RecognisedSegment] | None = Field(
+        None,
+        description="text only, with return_transcript=true and source 'speech recognition': the patient's "
+        "recognised turns. Returned to the caller, never logged or stored",
+    )
+
+
+class SpeakersReport(BaseModel):
+    """Speaker separation: who speaks when in the participant's audio, and which voice is the patient."""
+
+    separated: bool = Field(..., examples=[True], description="whether speaker separation ran")
+    reason: str | None = Field(
+        None,
+        examples=["the transcript labels and times every turn"],
+        description="why it did not run",
+    )
+    count: int = Field(0, ge=0, examples=[2], description="voices found")
+    confidence: float = Field(0.0, ge=0, le=1, examples=[0.93], description="how sure the count is")
+    rule: str | None = Field(None, description="how the count was decided")
+    seconds: list[float] = Field(
+        default_factory=list, examples=[[141.5, 38.0]], description="speech of speaker 1, 2, ... (most first)"
+    )
+    participant: str | None = Field(None, examples=["speaker 1"], description="the voice analysed as the patient")
+    selection: Selection | None = Field(None, description="which speaker is the patient, and why")
 
 
 class Inputs(BaseModel):
     visual: ModalityReport
     audio: ModalityReport
     text: ModalityReport
+    speakers: SpeakersReport = Field(
+        default_factory=lambda: SpeakersReport(separated=False, reason="no audio"),
+        description="speaker separation of the participant's audio",
+    )
 
 
 class PredictResponse(BaseModel):

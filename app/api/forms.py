@@ -31,6 +31,7 @@ OPTION_BYTES = {
     "participant_track": 16,
     "participant_channel": 16,
     "include_timeline": 16,
+    "return_transcript": 16,
     "model_version": 32,
 }
 

@@ -58,6 +58,7 @@ class InterviewForm(TypedDict, total=False):
     transcript_text: str | None
     participant_speaker: str | None
     include_timeline: bool
+    return_transcript: bool
     model_version: int | None
 
 
@@ -433,6 +434,8 @@ def build_form(**form: Unpack[InterviewForm]) -> MultipartForm:
         fields["participant_speaker"] = participant_speaker
     if not include_timeline:
         fields["include_timeline"] = "false"  # the server's default is true
+    if form.get("return_transcript"):
+        fields["return_transcript"] = "true"
     if model_version is not None:
         fields["model_version"] = str(model_version)
     return MultipartForm(fields, files)

@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--model-version", type=int, metavar="N", help="require this served model version")
     output = predict.add_argument_group("output")
     output.add_argument("--no-timeline", action="store_true", help="ask for no per-window timeline")
+    output.add_argument(
+        "--return-transcript", action="store_true", help="ask for the words speech recognition heard"
+    )
     output.add_argument("--json", action="store_true", help="print the answer JSON to stdout instead of a summary")
     output.add_argument(
         "--async", dest="use_jobs", action="store_true", help="submit to /jobs and poll it, showing the job's progress"
@@ -286,6 +289,7 @@ def _predict(args: argparse.Namespace, client: PhqClient, stdout: TextIO, stderr
         "transcript_text": transcript_text,
         "participant_speaker": args.participant_speaker,
         "include_timeline": not args.no_timeline,
+        "return_transcript": args.return_transcript,
         "model_version": args.model_version,
     }
     status = StatusLine(stderr, enabled=not args.quiet and stderr.isatty())

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from app.answer.schema import Candidate, ModalityReport, Selection
+from app.answer.schema import Candidate, ModalityReport, RecognisedSegment, Selection, SpeakersReport
 from app.config import Settings
 from app.contract import MODALITIES, AudioSpec, FeatureSpec
 from app.errors import (
@@ -38,6 +38,7 @@ from app.features.visual.tracking import FaceCensus, VisualExtractor
 from app.model_store import text_encoder_dir
 from app.probe import MediaInfo, probe
 from app.runtime import RuntimeConfig
+from app.speech import hearing
 from app.speech.sources import participant_source
 from app.windows import AudioTrack, TextTrack, VisualTrack, WindowBatch, build_windows
 
@@ -85,6 +86,9 @@ class ExtractionJob:
     participant_speaker: str | None = None
     participant_track: int | None = None  # 0-based among the recording's audio tracks
     participant_channel: int | None = None  # 0 left, 1 right
+    speaker_separation: bool = True  # the settings' switches for the speech stage's steps
+    speech_recognition: bool = True
+    return_transcript: bool = False  # the recognised words go back to the caller in the answer
 
 
 # audio outside this range is not speech the pipeline can use (or a forged header)
@@ -101,6 +105,7 @@ class Extracted:
     reports: dict[str, ModalityReport]
     warnings: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    speakers: SpeakersReport = field(default_factory=lambda: SpeakersReport(separated=False, reason="no audio given"))
 
     def __post_init__(self) -> None:
         if set(self.reports) != set(MODALITIES):
@@ -123,12 +128,14 @@ class ExtractionModels:
 
     text_encoder: TextEncoder
     face_models: FaceModels
+    speech: hearing.SpeechModels = field(default_factory=lambda: hearing.SpeechModels(None, None))
 
     @classmethod
     def load(cls, store: Path, features: FeatureSpec, config: RuntimeConfig) -> ExtractionModels:
         return cls(
             text_encoder=TextEncoder(text_encoder_dir(store, features), config, max_tokens=features.text.max_tokens),
             face_models=FaceModels(store, config),
+            speech=hearing.SpeechModels.load(store, config),
         )
 
     def warm(self) -> None:
@@ -137,10 +144,15 @@ class ExtractionModels:
         transcript_language.warm()
         spec = AudioSpec()
         audio_features.audio_features(np.zeros(spec.sample_rate, np.float32), spec)
+        self.speech.warm()
 
     def providers(self) -> dict[str, list[str]]:
         """The providers each model family's sessions really run on."""
-        return {"text_encoder": list(self.text_encoder.providers), "face_models": list(self.face_models.providers)}
+        return {
+            "text_encoder": list(self.text_encoder.providers),
+            "face_models": list(self.face_models.providers),
+            **self.speech.providers(),
+        }
 
 
 def _absent(reason: str, **report: Any) -> ModalityReport:
@@ -175,13 +187,22 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
     other_turns: list[tuple[float, float]] = []  # the other speakers', to tell whose track is whose
     text_details: dict[str, Any] = {}  # the transcript's dialect, encoding and speaker choice, on inputs.text
     speaker_choice: Selection | None = None
+    transcript = None
+    unlabelled: str | None = None  # a transcript without speakers: said unless separation labels it
+    audio_expected = audio_info is not None or (video_info is not None and video_info.has_audio)
     if job.transcript is not None:
         with _stage(timings, "transcript"):
             try:
                 transcript = parse_transcript(
                     job.transcript, job.transcript_hint, job.transcript_content_type, limits.max_transcript_bytes
                 )
-                selection = transcript.select_participant(job.participant_speaker)
+                # a timed transcript without labels is labelled by speaker separation: the option
+                # then names one of its voices ("speaker 2"), not a label the transcript lacks
+                defer = (
+                    not transcript.speakers and transcript.has_timestamps and audio_expected and job.speaker_separation
+                )
+                option = None if defer else job.participant_speaker
+                selection = transcript.select_participant(option)
             except TranscriptError as exc:
                 raise TranscriptInvalidError(str(exc)) from exc
             utterances = transcript.utterances_of(selection)
@@ -209,8 +230,8 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
                 f"interview in {spoken.name} is less certain than the interval says"
             )
             utterances = []
-        elif (unlabelled := transcript.unlabelled_warning()) is not None:
-            warnings.append(unlabelled)
+        else:
+            unlabelled = transcript.unlabelled_warning()
         if turns:
             mine = {id(u) for u in utterances}
             other_turns = [
@@ -241,6 +262,9 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
 
     # audio: a separate audio upload wins over the video's own track
     audio_track, media_duration = None, None
+    recognised: hearing.Heard | None = None
+    not_heard: str | None = None  # why speech recognition did not run on decoded audio
+    speakers_report = SpeakersReport(separated=False, reason="no audio given")
     source, path = None, None
     if audio_info is not None:
         source, path = "audio upload", job.audio
@@ -266,6 +290,38 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
                 )
             warnings.extend(choice.warnings)
             signal = choice.source.signal
+            with _stage(timings, "speech"):
+                heard = _speech_stage(job, transcript, signal, models.speech)
+            timings.update(heard.timings_ms)
+            warnings.extend(heard.warnings)
+            speakers_report = _speakers_report(heard)
+            not_heard = heard.recognition_skipped
+            if heard.several_speakers:
+                # the patient's voice only, as an uploaded transcript's turns would give it
+                turns, other_turns = heard.turns, heard.other_turns
+                speaker_choice = heard.selection
+            if transcript is not None and transcript.utterances and not transcript.speakers and utterances:
+                if heard.separated and transcript.has_timestamps and heard.speakers:
+                    utterances, dropped = _labelled_participant(transcript.utterances, heard)
+                    unlabelled = None
+                    if heard.selection is not None:
+                        text_details["selections"] = [heard.selection]
+                    if dropped:
+                        warnings.append(
+                            f"{dropped} transcript lines fell in no speaker's turn and were not used as the patient's"
+                        )
+                elif heard.separated and heard.speakers > 1:
+                    unlabelled = (
+                        "the transcript has no speaker labels and no times, so speaker separation could not tell "
+                        "whose lines are whose: every line was taken as the participant's (the audio kept the "
+                        "patient's voice only)"
+                    )
+            if heard.recognised:
+                utterances, text_reason = _recognised_utterances(heard, limits)
+                recognised = heard
+                if text_reason:
+                    reports["text"] = _absent(text_reason)
+                    warnings.append("the recognised words were not used: " + text_reason)
             media_duration = signal.shape[0] / features.audio.sample_rate
             if info.duration_s and info.duration_s > limits.max_media_seconds:
                 warnings.append(f"the recording was cut at {limits.max_media_seconds:.0f} s")
@@ -280,20 +336,37 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
         elif source == "video audio track":
             reports["audio"] = _absent("the video's audio track could not be decoded")
             warnings.append("the video's audio track could not be decoded; audio was not used")
+        if not tracks:
+            speakers_report = SpeakersReport(separated=False, reason="no audio track could be decoded")
+    if unlabelled:
+        warnings.append(unlabelled)
+    if job.transcript is None and recognised is None:
+        why = "no audio to hear the patient's words in" if not_heard is None else not_heard
+        reports["text"] = _absent(f"no transcript given, and {why}")
+    if job.participant_speaker is not None and not speakers_report.separated and (
+        transcript is None or not transcript.speakers
+    ):
+        warnings.append("participant_speaker was not used: no speaker labels or separated voices to match it against")
 
     # text: the participant's utterances through the sentence encoder
     text_track = None
     words = sum(word_count(u.text) for u in utterances)
     if utterances and words < limits.min_transcript_words:
-        reason = f"only {words} words from the participant; at least {limits.min_transcript_words} are needed"
+        heard_by = "speech recognition heard " if recognised is not None else ""
+        reason = f"{heard_by}only {words} words from the participant; at least {limits.min_transcript_words} are needed"
         reports["text"] = _absent(reason)
-        warnings.append("the transcript was not used: " + reason)
+        what = "the recognised words were" if recognised is not None else "the transcript was"
+        warnings.append(f"{what} not used: " + reason)
     elif utterances:
         with _stage(timings, "text"):
             text_track, reports["text"] = _text_branch(utterances, media_duration, features, models.text_encoder)
+        if recognised is not None:
+            _describe_recognition(reports["text"], recognised, job.return_transcript)
 
     if text_details:
         reports["text"] = reports["text"].model_copy(update=text_details)
+    if recognised is not None and not reports["text"].used:
+        reports["text"].source = "speech recognition"
     if visual_track is None and audio_track is None and text_track is None:
         reasons = "; ".join(f"{m}: {r.reason}" for m, r in reports.items() if not r.used)
         raise NoUsableInputError(f"no modality is usable ({reasons})")
@@ -302,7 +375,7 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
     for k, name in enumerate(MODALITIES):
         if reports[name].used:
             reports[name].windows = int(windows.modality_mask[:, k].sum())
-    return Extracted(windows=windows, reports=reports, warnings=warnings, timings_ms=timings)
+    return Extracted(windows=windows, reports=reports, warnings=warnings, timings_ms=timings, speakers=speakers_report)
 
 
 # uploads whose lengths differ by more than this share are warned about; by more than
@@ -580,3 +653,90 @@ def _text_branch(
         },
     )
     return track, report
+
+
+# -- the speech stage's part in extraction ---------------------------------------------------
+
+
+def _speech_stage(
+    job: ExtractionJob, transcript: Any, signal: np.ndarray, models: hearing.SpeechModels
+) -> hearing.Heard:
+    """Speaker separation and speech recognition on the participant's source, each unless a
+    setting turns it off or the transcript already gives what it would find."""
+    separation_skipped = None
+    if not job.speaker_separation:
+        separation_skipped = "speaker separation is off (setting speaker_separation)"
+    elif transcript is not None and transcript.speakers and transcript.has_timestamps:
+        separation_skipped = "the transcript labels and times every turn"
+    recognition_skipped = None
+    if transcript is not None:
+        recognition_skipped = "a transcript was sent"
+    elif not job.speech_recognition:
+        recognition_skipped = "speech recognition is off (setting speech_recognition)"
+    # the option names a separated voice only when no transcript label can take it
+    option = job.participant_speaker if transcript is None or not transcript.speakers else None
+    return hearing.hear(
+        signal,
+        models,
+        separation_skipped=separation_skipped,
+        recognition_skipped=recognition_skipped,
+        participant_speaker=option,
+    )
+
+
+def _speakers_report(heard: hearing.Heard) -> SpeakersReport:
+    if not heard.separated:
+        return SpeakersReport(separated=False, reason=heard.separation_skipped)
+    return SpeakersReport(
+        separated=True,
+        count=heard.speakers,
+        confidence=round(float(np.clip(heard.count_confidence, 0.0, 1.0)), 4),
+        rule=heard.count_rule or None,
+        seconds=[round(s, 1) for s in heard.speaker_seconds],
+        participant=hearing.label(heard.participant) if heard.participant is not None else None,
+        selection=heard.selection,
+    )
+
+
+def _labelled_participant(utterances: list[Utterance], heard: hearing.Heard) -> tuple[list[Utterance], int]:
+    """A timed, unlabelled transcript's lines that the separated turns give to the patient,
+    and how many lines fell in nobody's turn."""
+    labelled = hearing.label_utterances(utterances, heard)
+    assert heard.participant is not None
+    mine = hearing.label(heard.participant)
+    return [u for u in labelled if u.speaker == mine], sum(u.speaker is None for u in labelled)
+
+
+def _recognised_utterances(heard: hearing.Heard, limits: InputLimits) -> tuple[list[Utterance], str | None]:
+    """The recognised turns for the text branch, or none and why (no words; too unsure)."""
+    if not heard.utterances:
+        return [], "speech recognition heard no words from the participant"
+    confidence = heard.recognition.get("confidence", 0.0)
+    if confidence < hearing.MIN_RECOGNITION_CONFIDENCE:
+        return [], (
+            f"speech recognition was unsure of the participant's words (confidence {confidence:.2f}, "
+            f"at least {hearing.MIN_RECOGNITION_CONFIDENCE:.2f} is needed)"
+        )
+    return list(heard.utterances), None
+
+
+def _describe_recognition(report: ModalityReport, heard: hearing.Heard, return_transcript: bool) -> None:
+    """inputs.text for recognised words: the source, what recognition found, and the words when asked."""
+    report.source = "speech recognition"
+    report.format = "speech recognition (Moonshine tiny, English)"
+    report.quality.update(
+        {
+            "recognition_confidence": heard.recognition.get("confidence", 0.0),
+            "recognised_segments": heard.recognition.get("segments", 0.0),
+            "recognised_seconds": heard.recognition.get("seconds", 0.0),
+        }
+    )
+    if heard.selection is not None and heard.several_speakers:
+        report.selections = [heard.selection]
+    if return_transcript:
+        report.transcript = [
+            RecognisedSegment(
+                start_s=round(u.start_s or 0.0, 2), end_s=round(u.end_s or 0.0, 2), speaker=u.speaker, text=u.text
+            )
+            for u in heard.utterances
+        ]

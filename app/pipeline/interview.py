@@ -43,6 +43,10 @@ class PredictOptions(BaseModel):
         None, description="channel that holds the patient, in a call recorded one side per stereo channel"
     )
     include_timeline: bool = Field(True, description="include the per-window timeline")
+    return_transcript: bool = Field(
+        False,
+        description="return the words speech recognition heard (inputs.text.transcript); never logged or stored",
+    )
     model_version: int | None = Field(
         None, ge=1, le=2**31 - 1, description="fusion model version; the served one when unset"
     )

@@ -141,6 +141,9 @@ class Pipeline:
             participant_channel=(
                 None if options.participant_channel is None else CHANNEL_NAMES.index(options.participant_channel)
             ),
+            speaker_separation=self.settings.speaker_separation == "auto",
+            speech_recognition=self.settings.speech_recognition == "auto",
+            return_transcript=options.return_transcript,
         )
         return Interview(
             request_id=request_id,
@@ -179,6 +182,7 @@ class Pipeline:
             include_timeline=interview.options.include_timeline,
             interval_level=self.settings.interval_level,
             timings_ms=timings,
+            speakers=extracted.speakers,
         )
 
     # -- metrics -----------------------------------------------------------------------------

@@ -28,6 +28,8 @@ DEFAULT_WORKER_MEMORY_LIMIT_BYTES: int = Settings.model_fields["worker_memory_by
 # core's share, so each pool gets the worker's thread budget instead of one thread per core
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 WORKER_MODELS = ("text_encoder", *FACE_MODELS)
+# the speech stage's models, listed with their providers when the store holds them
+SPEECH_MODELS = ("voice_encoder", "speech_to_text")
 
 # -- the worker side ---------------------------------------------------------------------
 
@@ -60,7 +62,8 @@ def providers_by_model(families: dict[str, list[str]]) -> dict[str, list[str]]:
     """``ExtractionModels.providers()`` (by model family) -> the providers of each worker model."""
     faces = families.get("face_models", ["CPUExecutionProvider"])
     text = families.get("text_encoder", ["CPUExecutionProvider"])
-    return {"text_encoder": text, **dict.fromkeys(WORKER_MODELS[1:], faces)}
+    speech = {name: families[name] for name in SPEECH_MODELS if name in families}
+    return {"text_encoder": text, **dict.fromkeys(WORKER_MODELS[1:], faces), **speech}
 
 
 class ExtractionPool(ProcessPool["ExtractionJob", "Extracted"]):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import ServicesDep, open_unless
 from app.api.problems import problem_responses
-from app.model_store import FACE_MODELS, fusion_catalogue, text_encoder_dir
+from app.model_store import FACE_MODELS, SPEECH_TO_TEXT, VOICE_ENCODER, fusion_catalogue, text_encoder_dir
 
 router = APIRouter(tags=["operations"])
 health_guard = [Depends(open_unless("open_health"))]
@@ -81,6 +81,18 @@ async def models(services: ServicesDep) -> dict:
             ),
             "model_id": features.text.encoder_model_id,
             "execution_providers": worker_providers["text_encoder"],
+        },
+        # the speech stage's models; execution_providers null: the store lacks it (the step reports so)
+        "speech": {
+            name: {
+                "path": f"{name}/{version}",
+                "setting": getattr(services.settings, setting),
+                "execution_providers": worker_providers.get(name),
+            }
+            for name, version, setting in (
+                (*VOICE_ENCODER, "speaker_separation"),
+                (*SPEECH_TO_TEXT, "speech_recognition"),
+            )
         },
     }
 
