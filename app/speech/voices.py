@@ -55,14 +55,14 @@ def encoder_mel(samples16k: np.ndarray) -> np.ndarray:
 
 def window_gains(samples16k: np.ndarray, windows: Sequence[tuple[int, int]]) -> np.ndarray:
     """Power gain per (first, last) mel-frame window that brings its samples to -30 dBFS."""
-    signal = np.asarray(samples16k, np.float64)
-    energy = np.concatenate([[0.0], np.cumsum(signal * signal)])
+    signal = np.asarray(samples16k, np.float32)
     gains = np.ones(len(windows))
     for k, (first, last) in enumerate(windows):
-        a, b = first * HOP, min(last * HOP, signal.shape[0])
-        if b <= a:
+        # window by window: a running sum over an hour in float64 would cost a GB
+        piece = signal[first * HOP : min(last * HOP, signal.shape[0])]
+        if piece.size == 0:
             continue
-        rms = np.sqrt(max(energy[b] - energy[a], 0.0) / (b - a))
+        rms = float(np.sqrt(np.mean(np.square(piece, dtype=np.float64))))
         level = 20 * np.log10(rms + 1e-12)
         if level > SILENT_DBFS:
             gains[k] = 10 ** ((VOLUME_TARGET_DBFS - level) / 10)  # power: the square of the amplitude gain
