@@ -156,3 +156,18 @@ def test_one_voice_is_analysed_whole_and_named(app_client: TestClient, tmp_path:
     # with one voice everything said is the patient's: questions and answers alike
     words = len(spoken.patient_text.split()) + len(spoken.clinician_text.split())
     assert answer.inputs.text.quality["words"] == pytest.approx(words, rel=0.2)
+
+
+def test_an_untimed_transcript_without_speakers_cannot_be_aligned_and_says_why(
+    app_client: TestClient, recording: tuple[SpokenInterview, bytes]
+) -> None:
+    spoken, audio = recording
+    plain = "\n".join(spoken.said).encode()
+    response = _post(app_client, audio, ("notes.txt", plain))
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"audio", "text"})
+    assert answer.inputs.text.quality["utterances"] == len(spoken.said)  # every line, as sent
+    [why] = [w for w in answer.warnings if "no times" in w]
+    assert "every line was taken as the participant's" in why
+    # the audio still kept the patient's voice only
+    assert answer.inputs.speakers.count == 2 and answer.inputs.audio.quality["participant_only"] == 1.0
