@@ -36,6 +36,9 @@ data and is not clinically validated; no answer is a diagnosis.
 """
 
 
+THIRD_PARTY_MESSAGE = "(a library's message, withheld: it may quote request content)"
+
+
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: level, logger, message, request id.
 
@@ -43,8 +46,14 @@ class JsonLogFormatter(logging.Formatter):
     messages and tracebacks' text can carry request content, so they are never written.
     """
 
+    def __init__(self, withhold_messages: bool = False) -> None:
+        super().__init__()
+        self.withhold_messages = withhold_messages
+
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        # another library's message may quote what it parsed (a header, a path): only its origin is kept
+        message = THIRD_PARTY_MESSAGE if self.withhold_messages else record.getMessage()
+        entry: dict[str, object] = {"level": record.levelname, "logger": record.name, "message": message}
         request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
@@ -70,6 +79,13 @@ def configure_logging(level: str = "INFO") -> None:
         logger.setLevel(level)
         logger.propagate = False
     logging.getLogger("uvicorn.access").disabled = True
+    # every other library (the multipart parser, PyAV...) through the root logger: JSON lines,
+    # warnings and worse, their text withheld
+    root_handler = logging.StreamHandler()
+    root_handler.setFormatter(JsonLogFormatter(withhold_messages=True))
+    root = logging.getLogger()
+    root.handlers[:] = [root_handler]
+    root.setLevel(logging.WARNING)
 
 
 # builds the services for the app's lifetime and stops them after (app.startup.running_services)

@@ -55,7 +55,8 @@ BAD_OR_UNSERVED = frozenset({400, 422})
 UNSUPPORTED = frozenset({415})
 UNUSABLE = frozenset({422})
 TEXT = frozenset({"text"})
-AUDIO = frozenset({"audio"})
+# long speech with no transcript: the audio branch, and the text branch from what speech recognition hears
+SPOKEN = frozenset({"audio", "text"})
 VISUAL = frozenset({"visual"})
 
 
@@ -563,7 +564,7 @@ def _mislabel_cases() -> list[Case]:
         ("m4a-in-video-field", "video", "interview.mp4", "video/mp4", lambda s: s.audio(".m4a", long=True)),
     ]
     cases = [
-        Case(f"mislabel-{cid}", cat, _one_upload(field, name, ctype, data), None, AUDIO)
+        Case(f"mislabel-{cid}", cat, _one_upload(field, name, ctype, data), None, SPOKEN)
         for cid, field, name, ctype, data in audio_labels
     ]
     cases += [
@@ -604,8 +605,8 @@ def _polyglot_cases() -> list[Case]:
     svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="160" height="120"></svg>'
     glued = [
         # (id, field, filename, content type, bytes, expected statuses, used on a 200)
-        ("zip-header-then-wav", "audio", "a.wav", "audio/wav", lambda s: zip_head + long_wav(s), None, AUDIO),
-        ("wav-inside-zip", "audio", "a.wav", "audio/wav", lambda s: minimal_zip("a.wav", long_wav(s)), None, AUDIO),
+        ("zip-header-then-wav", "audio", "a.wav", "audio/wav", lambda s: zip_head + long_wav(s), None, SPOKEN),
+        ("wav-inside-zip", "audio", "a.wav", "audio/wav", lambda s: minimal_zip("a.wav", long_wav(s)), None, SPOKEN),
         (
             "wav-then-zip",
             "audio",
@@ -613,13 +614,13 @@ def _polyglot_cases() -> list[Case]:
             "audio/wav",
             lambda s: long_wav(s) + minimal_zip("x.txt", b"x"),
             None,
-            AUDIO,
+            SPOKEN,
         ),
-        ("pdf-header-then-wav", "audio", "a.wav", "audio/wav", lambda s: pdf_head + long_wav(s), None, AUDIO),
-        ("html-then-wav", "audio", "a.wav", "audio/wav", lambda s: html + long_wav(s), None, AUDIO),
-        ("id3-tag-then-wav", "audio", "a.wav", "audio/wav", lambda s: id3_head + long_wav(s), None, AUDIO),
-        ("ebml-header-then-wav", "audio", "a.wav", "audio/wav", lambda s: b"\x1aE\xdf\xa3" + long_wav(s), None, AUDIO),
-        ("jpeg-then-wav", "audio", "a.wav", "audio/wav", lambda s: s.image("jpg") + long_wav(s), None, AUDIO),
+        ("pdf-header-then-wav", "audio", "a.wav", "audio/wav", lambda s: pdf_head + long_wav(s), None, SPOKEN),
+        ("html-then-wav", "audio", "a.wav", "audio/wav", lambda s: html + long_wav(s), None, SPOKEN),
+        ("id3-tag-then-wav", "audio", "a.wav", "audio/wav", lambda s: id3_head + long_wav(s), None, SPOKEN),
+        ("ebml-header-then-wav", "audio", "a.wav", "audio/wav", lambda s: b"\x1aE\xdf\xa3" + long_wav(s), None, SPOKEN),
+        ("jpeg-then-wav", "audio", "a.wav", "audio/wav", lambda s: s.image("jpg") + long_wav(s), None, SPOKEN),
         (
             "mp4-then-zip",
             "video",
@@ -693,7 +694,11 @@ def _frame_cases() -> list[Case]:
         Case("frames-8k-h264-alone", cat, video(h264_8k), UNUSABLE),
         Case("frames-8k-h264-with-transcript", cat, video(h264_8k, transcript=True), OK, TEXT),
         Case(
-            "frames-8k-h264-with-speech-track", cat, video(lambda s: s.huge_frame_video("h264", speech=True)), OK, AUDIO
+            "frames-8k-h264-with-speech-track",
+            cat,
+            video(lambda s: s.huge_frame_video("h264", speech=True)),
+            OK,
+            SPOKEN,
         ),
         Case("frames-8k-mpeg4-mkv-alone", cat, video(lambda s: s.huge_frame_video("mpeg4"), "v.mkv"), UNUSABLE),
         Case(
@@ -717,7 +722,7 @@ def _frame_cases() -> list[Case]:
         Case("frames-2x4320-h264-alone", cat, video(lambda s: s.tiny_frame_video("libx264", 2, 4320)), UNUSABLE),
         Case("frames-4320x2-h264-alone", cat, video(lambda s: s.tiny_frame_video("libx264", 4320, 2)), UNUSABLE),
         Case("frames-all-black-alone", cat, video(lambda s: s.black_video()), UNUSABLE),
-        Case("frames-all-black-with-speech", cat, video(lambda s: s.black_video(audio=True)), OK, AUDIO),
+        Case("frames-all-black-with-speech", cat, video(lambda s: s.black_video(audio=True)), OK, SPOKEN),
         Case("frames-all-black-with-transcript", cat, video(lambda s: s.black_video(), transcript=True), OK, TEXT),
         Case(
             "frames-single-face-frame",
@@ -763,7 +768,7 @@ def _audio_extreme_cases() -> list[Case]:
             None,
             TEXT,
         ),
-        Case("rate-8khz-speech", cat, wav(long_at(8000)), None, AUDIO),
+        Case("rate-8khz-speech", cat, wav(long_at(8000)), None, SPOKEN),
         Case("rate-384khz-short-noise", cat, wav(lambda s: riff_wav(noise(384000 // 2), 384000))),
         Case("rate-768khz-short-noise", cat, wav(lambda s: riff_wav(noise(768000 // 4), 768000))),
         Case("rate-4khz-short-noise", cat, wav(lambda s: riff_wav(noise(8000), 4000))),
@@ -805,7 +810,7 @@ def _audio_extreme_cases() -> list[Case]:
                 )
             ),
             None,
-            AUDIO,
+            SPOKEN,
         ),
         Case("wav-float-nan", cat, wav(lambda s: float_wav(np.full(RATE, np.nan))), ANY_4XX),
         Case("wav-float-inf", cat, wav(lambda s: float_wav(np.full(RATE, np.inf))), ANY_4XX),
@@ -842,7 +847,7 @@ def _audio_extreme_cases() -> list[Case]:
             cat,
             wav(lambda s: s.audio(".webm", long=True), "v.webm", "video"),
             None,
-            AUDIO,
+            SPOKEN,
         ),
         Case(
             "streams-faceless-silent-video",
@@ -1480,7 +1485,7 @@ def _control_cases() -> list[Case]:
             cat,
             _one_upload("audio", "a.wav", "audio/wav", lambda s: s.audio(".wav", long=True)),
             OK,
-            AUDIO,
+            SPOKEN,
         ),
         Case(
             "control-talking-head-with-transcript",

@@ -188,7 +188,7 @@ def test_after_the_corpus_the_server_is_whole_and_still_answers(
     )
     response = send(corpus_server.url, good)
     assert response.status_code == 200, response.text
-    valid_answer(response.json(), used={"audio"})
+    valid_answer(response.json(), used={"audio", "text"})
     response = send(corpus_server.url, Request((Part("transcript_text", GOOD_TRANSCRIPT.encode()),)))
     assert response.status_code == 200, response.text
     valid_answer(response.json(), used={"text"})

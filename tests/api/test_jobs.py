@@ -88,7 +88,7 @@ def test_a_job_round_trip_gives_the_answer_predict_gives(jobs_client: httpx.Clie
     assert job["status"] == "done" and job["error"] is None, job
     progress = [body["progress"] for body in seen]
     assert progress == sorted(progress) and progress[0] > 0 and progress[-1] == 1.0
-    answer = valid_answer(job["result"], used={"audio"})
+    answer = valid_answer(job["result"], used={"audio", "text"})  # text: what speech recognition heard
     assert answer.request_id == posted.headers["x-request-id"]
     assert "queued" in answer.timings_ms and answer.timings_ms["total"] >= answer.timings_ms["upload"]
     created, finished, expires = (datetime.fromisoformat(job[k]) for k in ("created_at", "finished_at", "expires_at"))

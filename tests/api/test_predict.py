@@ -19,13 +19,14 @@ def _file(path: Path, field: str, content_type: str = "application/octet-stream"
 
 
 @pytest.mark.parametrize("container", ["mp4", "webm"])
-def test_a_talking_face_video_feeds_the_visual_and_audio_branches(
+def test_a_talking_face_video_feeds_every_branch_its_words_heard_from_its_audio(
     client: httpx.Client, media: dict, container: str
 ) -> None:
     response = client.post("/predict", files=_file(media[container], "video", f"video/{container}"))
     assert response.status_code == 200, response.text
-    answer = valid_answer(response.json(), used={"visual", "audio"})
+    answer = valid_answer(response.json(), used={"visual", "audio", "text"})
     assert answer.inputs.audio.source == "video audio track"
+    assert answer.inputs.text.source == "speech recognition" and answer.inputs.speakers.count == 1
     assert answer.inputs.audio.duration_s == pytest.approx(media["seconds"], abs=0.5)
     visual = answer.inputs.visual
     assert visual.duration_s == pytest.approx(media["seconds"], abs=0.5)
@@ -48,7 +49,7 @@ def test_a_talking_face_video_with_its_transcript_uses_all_three_modalities(clie
 def test_a_video_without_a_face_still_answers_from_its_audio(client: httpx.Client, media: dict) -> None:
     response = client.post("/predict", files=_file(media["faceless_mp4"], "video", "video/mp4"))
     assert response.status_code == 200, response.text
-    answer = valid_answer(response.json(), used={"audio"})
+    answer = valid_answer(response.json(), used={"audio", "text"})
     assert answer.inputs.visual.reason == "no face was found in the video"
     assert any("no face" in w for w in answer.warnings)
 
@@ -62,9 +63,12 @@ def test_a_video_without_a_face_or_anything_else_is_422(client: httpx.Client, me
 def test_audio_only(client: httpx.Client, media: dict, kind: str) -> None:
     response = client.post("/predict", files=_file(media[kind], "audio"))
     assert response.status_code == 200, response.text
-    answer = valid_answer(response.json(), used={"audio"})
+    # the audio branch, and the text branch from the words speech recognition heard
+    answer = valid_answer(response.json(), used={"audio", "text"})
     assert answer.inputs.audio.quality["speech_seconds"] >= 30
-    assert answer.timeline and answer.timeline[0].modalities.audio == pytest.approx(1.0)
+    assert answer.inputs.text.source == "speech recognition"
+    assert answer.timeline and answer.timeline[0].modalities.visual == 0.0
+    assert answer.timeline[0].modalities.audio > 0
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
@@ -136,7 +140,7 @@ def test_a_recording_that_breaks_off_is_used_up_to_the_break(client: httpx.Clien
     truncated = data[: len(data) * 3 // 4]  # the upload stopped mid-frame
     response = client.post("/predict", files={"audio": ("speech.flac", truncated, "audio/flac")})
     assert response.status_code == 200, response.text
-    answer = valid_answer(response.json(), used={"audio"})
+    answer = valid_answer(response.json(), used={"audio", "text"})
     assert answer.inputs.audio.duration_s == pytest.approx(0.75 * media["seconds"], rel=0.1)
 
 
