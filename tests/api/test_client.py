@@ -329,6 +329,14 @@ def test_the_streamed_body_has_its_declared_length(tmp_path: Path) -> None:
     assert body.endswith(f"--{form.boundary}--\r\n".encode())
 
 
+def test_return_transcript_is_sent_only_when_asked_for(tmp_path: Path) -> None:
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"x" * 1000)
+    asked = b"".join(build_form(audio=audio, return_transcript=True).chunks())
+    assert b'name="return_transcript"\r\n\r\ntrue\r\n' in asked
+    assert b"return_transcript" not in b"".join(build_form(audio=audio).chunks())
+
+
 def test_a_file_that_shrinks_mid_upload_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "a.wav"
     path.write_bytes(b"x" * 200_000)
