@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 from app.errors import ConflictingInputError
-from app.features.transcript import Utterance
+from app.features.transcript import Utterance, is_question
 from app.runtime import CPU_DEFAULT
 from app.speech import hearing
 from app.speech.hearing import Heard, SpeechModels, choose_participant, label_utterances, option_index
 from tests.asr_clips import SENTENCES, spoken_clip, word_error_rate
+from tests.interviews import QUESTIONS
+from tests.media import speech_signal
 
 STORE = Path("model_store")
 
@@ -148,3 +150,67 @@ def test_recognition_makes_one_timed_labelled_utterance_per_turn_of_the_patient(
     assert heard.recognition["segments"] == 3
     assert heard.recognition["seconds"] == pytest.approx(sum(e - s for s, e in spans), abs=0.01)
     assert "recognition" in heard.timings_ms
+
+
+# -- a voice that asks the questions is not the patient -----------------------------------------
+
+
+def _questions_only() -> np.ndarray:
+    gap = np.zeros(round(0.7 * 16000), np.float32)
+    return np.concatenate([np.concatenate([speech_signal(q, voice="en-us+m3"), gap]) for q in QUESTIONS * 2])
+
+
+def _taciturn_patient() -> np.ndarray:
+    """The clinician asks three questions a turn and speaks more; the patient answers in a sentence."""
+    gap = np.zeros(round(0.7 * 16000), np.float32)
+    parts = []
+    for k in range(6):
+        asked = " ".join(QUESTIONS[(k + j) % len(QUESTIONS)] for j in range(3))
+        parts += [speech_signal(asked, voice="en-us+m3"), gap, speech_signal(SENTENCES[k], voice="en+anika"), gap]
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("How have you been sleeping?", True),
+        ("How have you been sleeping", True),  # speech recognition dropped the mark
+        ("And is your appetite good", True),
+        ("Tell me more about that.", True),
+        ("When the weather is nice I like to walk by the river.", False),
+        ("I have not been sleeping well lately.", False),
+        ("", False),
+    ],
+)
+def test_a_question_reads_as_one_with_or_without_its_mark(text: str, question: bool) -> None:
+    assert is_question(text) is question
+
+
+def test_the_only_voice_asking_questions_is_not_scored_as_the_patient(models: SpeechModels) -> None:
+    heard = hearing.hear(
+        _questions_only(), models, separation_skipped=None, recognition_skipped=None, participant_speaker=None
+    )
+    assert heard.speakers == 1 and heard.interviewer is not None
+    assert "the only voice heard sounds like the interviewer" in heard.interviewer
+    assert "participant_speaker to speaker 1" in heard.interviewer
+    # named by the client, the same voice is analysed
+    named = hearing.hear(
+        _questions_only(), models, separation_skipped=None, recognition_skipped=None, participant_speaker="speaker 1"
+    )
+    assert named.interviewer is None and named.utterances
+
+
+def test_when_the_interviewer_speaks_most_the_speaker_who_answers_is_the_patient(models: SpeechModels) -> None:
+    heard = hearing.hear(
+        _taciturn_patient(), models, separation_skipped=None, recognition_skipped=None, participant_speaker=None
+    )
+    assert heard.speakers == 2 and heard.speaker_seconds[0] > heard.speaker_seconds[1]
+    assert heard.participant == 1 and heard.interviewer is None
+    assert heard.selection is not None and not heard.selection.confident
+    assert heard.selection.rule.startswith("the speaker who answers")
+    assert [c.chosen for c in heard.selection.candidates] == [False, True]
+    # the patient's words, not the questions, and one warning about the choice (the weak-rule one is gone)
+    assert word_error_rate(" ".join(SENTENCES[:6]), " ".join(u.text for u in heard.utterances)) < 0.5
+    assert {u.speaker for u in heard.utterances} == {"speaker 2"}
+    assert sum(w.startswith("the patient was taken to be") for w in heard.warnings) == 1
+    assert heard.turns and all((a, b) not in heard.other_turns for a, b in heard.turns)

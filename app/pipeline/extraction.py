@@ -285,9 +285,7 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
         if tracks:
             option = _track_option(job.participant_track, info, tracks)
             with _stage(timings, "speech"):
-                choice = participant_source(
-                    tracks, features.audio, option, job.participant_channel, turns, other_turns
-                )
+                choice = participant_source(tracks, features.audio, option, job.participant_channel, turns, other_turns)
             warnings.extend(choice.warnings)
             signal = choice.source.signal
             with _stage(timings, "speech"):
@@ -321,12 +319,17 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
                 recognised = heard
                 if text_reason:
                     reports["text"] = _absent(text_reason)
-                    warnings.append("the recognised words were not used: " + text_reason)
+                    if not heard.interviewer:  # that reason is one warning for both branches
+                        warnings.append("the recognised words were not used: " + text_reason)
             media_duration = signal.shape[0] / features.audio.sample_rate
             if info.duration_s and info.duration_s > limits.max_media_seconds:
                 warnings.append(f"the recording was cut at {limits.max_media_seconds:.0f} s")
             with _stage(timings, "audio"):
-                audio_track, report = _audio_branch(signal, turns, features, limits, warnings)
+                if heard.interviewer:
+                    audio_track, report = None, _absent(heard.interviewer)
+                    warnings.append(heard.interviewer)
+                else:
+                    audio_track, report = _audio_branch(signal, turns, features, limits, warnings)
             report.source = source if not choice.selections else f"{source}, {choice.source.name}"
             report.format = media_format(info)
             report.selections = list(choice.selections)
@@ -343,8 +346,10 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
     if job.transcript is None and recognised is None:
         why = "no audio to hear the patient's words in" if not_heard is None else not_heard
         reports["text"] = _absent(f"no transcript given, and {why}")
-    if job.participant_speaker is not None and not speakers_report.separated and (
-        transcript is None or not transcript.speakers
+    if (
+        job.participant_speaker is not None
+        and not speakers_report.separated
+        and (transcript is None or not transcript.speakers)
     ):
         warnings.append("participant_speaker was not used: no speaker labels or separated voices to match it against")
 
@@ -412,9 +417,7 @@ def _transcript_past_media(utterances: list[Utterance], media_s: float, warnings
         return None
     end = max(times)
     if end > (1 + TRANSCRIPT_PAST_MEDIA_EXCLUDE) * media_s:
-        reason = (
-            f"the transcript runs to {end:.0f} s but the media last {media_s:.0f} s: it is not this recording's"
-        )
+        reason = f"the transcript runs to {end:.0f} s but the media last {media_s:.0f} s: it is not this recording's"
         warnings.append("the transcript was not used: " + reason)
         return reason
     if end > (1 + MISMATCH_WARN_SHARE) * media_s:
@@ -709,6 +712,10 @@ def _labelled_participant(utterances: list[Utterance], heard: hearing.Heard) -> 
 
 def _recognised_utterances(heard: hearing.Heard, limits: InputLimits) -> tuple[list[Utterance], str | None]:
     """The recognised turns for the text branch, or none and why (no words; too unsure)."""
+    if heard.interviewer:
+        return [], heard.interviewer
+    if heard.separated and heard.speakers == 0:
+        return [], "speaker separation found no voice in the recording, so speech recognition had nothing to hear"
     if not heard.utterances:
         return [], "speech recognition heard no words from the participant"
     confidence = heard.recognition.get("confidence", 0.0)

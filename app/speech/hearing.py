@@ -34,7 +34,7 @@ import numpy as np
 
 from app.answer.schema import Candidate, Selection
 from app.errors import ConflictingInputError
-from app.features.transcript import Utterance, word_count
+from app.features.transcript import Utterance, is_question, word_count
 from app.model_store import MODEL_FILE, speech_to_text_dir
 from app.runtime import ModelRuntime, RuntimeConfig
 from app.speech import turns as speaker_turns_module
@@ -53,6 +53,12 @@ MIN_RECOGNITION_CONFIDENCE = 0.55
 # turns shorter than this are not sent to speech recognition (a cough, an "mm"); the
 # recogniser needs at least 0.1 s and says little in under half a second
 MIN_RECOGNISED_TURN_S = 0.5
+# a voice taken for the patient by rule whose recognised turns are at least this share
+# questions (of at least MIN_JUDGED_TURNS turns) sounds like the interviewer: its speech and
+# words are not scored as the patient's (generated interviews: a patient's answers score 0.0,
+# one voice asking and answering 0.5, an interviewer reading questions 0.94)
+INTERVIEWER_QUESTION_SHARE = 0.75
+MIN_JUDGED_TURNS = 4
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,9 @@ class SpeechModels:
             self.recogniser.warm()
         if self.voice_encoder is not None:
             rng = np.random.default_rng(0)
-            speaker_turns_module.speaker_turns((0.1 * rng.standard_normal(2 * SAMPLE_RATE)).astype(np.float32),
-                                               self.voice_encoder)
+            speaker_turns_module.speaker_turns(
+                (0.1 * rng.standard_normal(2 * SAMPLE_RATE)).astype(np.float32), self.voice_encoder
+            )
 
     def providers(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -112,6 +119,8 @@ class Heard:
     labelled_turns: list[tuple[float, float, int]] = field(default_factory=list)
     utterances: list[Utterance] = field(default_factory=list)
     recognition: dict[str, float] = field(default_factory=dict)
+    interviewer: str | None = None  # why the voice taken for the patient sounds like the interviewer
+    choice_warning: str | None = None  # the weak-rule warning of the patient's choice, if any
     warnings: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -156,7 +165,10 @@ def hear(
                 f"speech recognition heard every voice in the recording ({separation_skipped}, so speaker "
                 "separation did not run): the text branch may hold the clinician's words"
             )
+        before_recognition = len(heard.warnings)
         recognise(signal, heard, models.recogniser)
+        if heard.separated and participant_speaker is None:
+            check_interviewer(signal, heard, models.recogniser, before_recognition)
     return heard
 
 
@@ -222,12 +234,67 @@ def separate(signal: np.ndarray, encoder: ModelRuntime, participant_speaker: str
     heard.other_turns = [(t.start_s, t.end_s) for t in found.turns if t.speaker != chosen]
     heard.labelled_turns = [(t.start_s, t.end_s, t.speaker) for t in found.turns]
     if warning:
+        heard.choice_warning = warning
         heard.warnings.append(warning)
     if count.speakers > 1 and count.confidence < 0.5:
         heard.warnings.append(
             f"speaker separation is unsure how many people speak ({count.speakers} found, confidence "
             f"{count.confidence:.2f}); the patient's turns may hold another voice"
         )
+
+
+def _take_speaker(heard: Heard, speaker: int) -> None:
+    heard.participant = speaker
+    heard.turns = [(a, b) for a, b, k in heard.labelled_turns if k == speaker]
+    heard.other_turns = [(a, b) for a, b, k in heard.labelled_turns if k != speaker]
+
+
+def _questions(heard: Heard) -> tuple[int, int]:
+    return sum(is_question(u.text) for u in heard.utterances), len(heard.utterances)
+
+
+def check_interviewer(signal: np.ndarray, heard: Heard, recogniser: SpeechRecogniser, warned: int) -> None:
+    """A voice taken for the patient by rule that mostly asks questions is the interviewer:
+    the next voice that answers is taken instead (said, not confident), or, when none does,
+    ``heard.interviewer`` says why nothing of that voice is scored. ``warned``: how many of
+    ``heard.warnings`` came before the first voice's recognition (what came after is about it)."""
+    asked, turns = _questions(heard)
+    if turns < MIN_JUDGED_TURNS or asked < INTERVIEWER_QUESTION_SHARE * turns or heard.participant is None:
+        return
+    first = heard.participant
+    why = f"{label(first)} asks questions in {asked} of its {turns} recognised turns"
+    for other in range(heard.speakers):
+        if other == first:
+            continue
+        trial = Heard(speakers=heard.speakers, labelled_turns=heard.labelled_turns)
+        _take_speaker(trial, other)
+        recognise(signal, trial, recogniser)
+        other_asked, other_turns = _questions(trial)
+        if trial.utterances and other_asked < INTERVIEWER_QUESTION_SHARE * other_turns:
+            _take_speaker(heard, other)
+            heard.utterances, heard.recognition = trial.utterances, trial.recognition
+            heard.timings_ms["recognition"] += trial.timings_ms.get("recognition", 0.0)
+            heard.warnings = [w for w in heard.warnings[:warned] if w != heard.choice_warning] + trial.warnings
+            assert heard.selection is not None
+            heard.selection = Selection(
+                kind="speaker",
+                rule=f"the speaker who answers ({why}: it sounds like the interviewer)",
+                confident=False,
+                candidates=[
+                    c.model_copy(update={"chosen": c.name == label(other)}) for c in heard.selection.candidates
+                ],
+            )
+            heard.choice_warning = (
+                f"the patient was taken to be {label(other)}, the speaker who answers, although {label(first)} "
+                f"speaks more ({why}); if that is wrong, set participant_speaker as inputs.speakers names them"
+            )
+            heard.warnings.append(heard.choice_warning)
+            return
+    who = "the only voice heard" if heard.speakers == 1 else "no voice heard answers like a patient:"
+    heard.interviewer = (
+        f"{who} sounds like the interviewer ({why}); its speech and words were not scored as the "
+        f"patient's (set participant_speaker to {label(first)} to analyse it anyway)"
+    )
 
 
 def recognise(signal: np.ndarray, heard: Heard, recogniser: SpeechRecogniser) -> None:

@@ -31,6 +31,7 @@ from app.features.transcript.speakers import (
     SpeakerSelection,
     SpeakerStats,
     is_clinician,
+    is_question,
     label_parts,
 )
 from app.features.transcript.utterance import (
@@ -71,6 +72,7 @@ __all__ = [
     "clean_text",
     "detect",
     "is_clinician",
+    "is_question",
     "label_parts",
     "parse_transcript",
     "split_sentences",

@@ -57,6 +57,19 @@ CREDENTIALS_AFTER_COMMA = CREDENTIALS | {"do", "ma", "ms", "msc", "pa", "med", "
 # two speakers: the one with more words is taken only this clearly; nearer, a warning says the choice is weak
 CLEAR_WORD_RATIO = 1.5
 
+# Words that open an English question. "when", "what" and "how" also open statements ("When
+# it rains I stay in"), so only the auxiliaries and the unambiguous wh-words count without a
+# question mark; speech recognition often drops the mark ("How have you been sleeping").
+QUESTION_OPENINGS = frozenset(
+    {
+        "how", "why", "where", "who", "whom", "which", "do", "does", "did", "are", "is", "was",
+        "were", "can", "could", "would", "will", "have", "has", "shall", "should", "tell",
+    }
+)  # fmt: skip
+# fillers before a question's first word ("And how is your appetite?")
+_FILLERS = frozenset({"and", "so", "okay", "ok", "well", "now", "right", "alright", "um", "uh"})
+_WORD = re.compile(r"[a-z']+")
+
 _PRONOUNS = re.compile(r"\(\s*[A-Za-z]+(?:\s*/\s*[A-Za-z]+)+\s*\)")
 _PHONE = re.compile(r"^\+?[\d\s().-]+$")
 _MIN_PHONE_DIGITS = 7
@@ -140,6 +153,14 @@ class SpeakerSelection:
     warning: str | None = None  # set when not confident; refers to speakers by position only
 
 
+def is_question(text: str) -> bool:
+    """Whether an utterance reads as a question: it ends with "?" or opens with a question word."""
+    if text.rstrip().endswith("?"):
+        return True
+    words = [w for w in _WORD.findall(text.lower()[:80]) if w not in _FILLERS]
+    return bool(words) and words[0] in QUESTION_OPENINGS
+
+
 def speaker_stats(speakers: Sequence[str], utterances: Sequence[Utterance]) -> tuple[SpeakerStats, ...]:
     words = dict.fromkeys(speakers, 0)
     seconds: dict[str, float | None] = dict.fromkeys(speakers, None)
@@ -151,7 +172,7 @@ def speaker_stats(speakers: Sequence[str], utterances: Sequence[Utterance]) -> t
             continue
         words[label] += word_count(utterance.text)
         counts[label] += 1
-        questions[label] += utterance.text.rstrip().endswith("?")
+        questions[label] += is_question(utterance.text)
         if utterance.start_s is not None and utterance.end_s is not None:
             seconds[label] = (seconds[label] or 0.0) + (utterance.end_s - utterance.start_s)
     return tuple(
