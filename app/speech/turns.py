@@ -34,6 +34,7 @@ WINDOW_S = 1.5  # the research note's segment length: two voices were told apart
 HOP_S = 0.25
 WINDOW_FRAMES = round(WINDOW_S / FRAME_S)
 HOP_FRAMES = round(HOP_S / FRAME_S)
+PIECE_S = 1.5  # a stretch's voice prints are of pieces this long (see _pieces)
 SPLIT_PAUSE_S = 0.4  # windows do not reach across a pause this long (see _speech_windows)
 BRIDGE_S = 0.3  # pauses inside a word or between words
 MIN_SPEECH_S = 0.2  # a click or a breath
@@ -116,15 +117,16 @@ def speaker_turns(
     if not windows:
         return SpeakerTurns([], SpeakerCount(0, 1.0, "no speech was found"), [], np.full(frames, -1))
     embeddings = embed_windows(mel, windows, window_gains(signal, windows), encoder)
-    # one voice print per stretch of speech: the mean of its windows (a 1.5-s window alone
+    # one voice print per piece of a stretch: the mean of its windows (a 1.5-s window alone
     # varies with what is said nearly as much as with who says it)
-    prints = _centroids(embeddings, owner, len(segments))
-    if len(segments) < 2:
-        segment_labels = np.zeros(len(segments), int)
+    pieces, piece_spans = _pieces(windows, owner, segments)
+    prints = _centroids(embeddings, pieces, len(piece_spans))
+    if len(piece_spans) < 2:
+        piece_labels = np.zeros(len(piece_spans), int)
         count = SpeakerCount(1, 0.3, "too little speech to compare voices: taken as one")
     else:
-        segment_labels, count = _cluster(prints, segments, speakers, max_speakers)
-    labels = segment_labels[owner]
+        piece_labels, count = _cluster(prints, piece_spans, speakers, max_speakers)
+    labels = piece_labels[pieces]
     frame_labels = _frame_labels(speech, windows, labels, count.speakers)
     # most speech first
     seconds = np.array([(frame_labels == k).sum() * FRAME_S for k in range(count.speakers)])
@@ -159,6 +161,26 @@ def _speech_windows(speech: np.ndarray) -> tuple[list[tuple[int, int]], list[tup
         windows += [(a, min(a + WINDOW_FRAMES, last)) for a in starts]
         owner += [k] * len(starts)
     return segments, windows, np.array(owner, dtype=int)
+
+
+def _pieces(
+    windows: list[tuple[int, int]], owner: np.ndarray, segments: list[tuple[int, int]]
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Stretches cut into pieces of ``PIECE_S`` (by window start): the piece of each window, and
+    each piece's (first, last) frames. Without a pause between them two voices share a
+    stretch; a piece that short holds mostly one of them."""
+    piece_frames = round(PIECE_S / FRAME_S)
+    keys = [(int(k), (a - segments[k][0]) // piece_frames) for (a, _), k in zip(windows, owner, strict=True)]
+    index: dict[tuple[int, int], int] = {}
+    pieces = np.array([index.setdefault(key, len(index)) for key in keys], dtype=int)
+    spans = [
+        (
+            min(windows[i][0] for i in np.flatnonzero(pieces == p)),
+            max(windows[i][1] for i in np.flatnonzero(pieces == p)),
+        )
+        for p in range(len(index))
+    ]
+    return pieces, spans
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
