@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(600.0, gt=0)
 
+    face_backend: Literal["auto", "onnxruntime", "litert"] = Field(
+        "auto",
+        description="the face models' runtime in the workers: litert (their tflite originals, the faster CPU "
+        "backend), onnxruntime (their ONNX conversions; CUDA hosts), auto: litert unless a GPU provider is set",
+    )
+
     # the speech stage on recordings without a timed, speaker-labelled transcript (README, "The speech stage")
     speaker_separation: Literal["auto", "off"] = Field(
         "auto", description="auto: find who speaks when in a recording the transcript does not label; off: never"

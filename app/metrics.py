@@ -118,7 +118,7 @@ class Metrics:
         )
         self.session_provider = Gauge(
             "phq_onnx_session_provider",
-            "1 for the execution provider each ONNX Runtime session really runs on",
+            "1 for the provider each model session really runs on (ONNX Runtime; LiteRT for the face models)",
             ["model", "provider"],
             registry=self.registry,
         )

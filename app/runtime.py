@@ -11,7 +11,10 @@ read back from ``session.get_providers()`` after creation and reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -22,6 +25,7 @@ import onnxruntime as ort
 from app.config import Settings
 
 GraphLevel = Literal["disable", "basic", "extended", "all"]
+TfliteBackend = Literal["auto", "onnxruntime", "litert"]
 _GRAPH_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -73,6 +77,8 @@ class RuntimeConfig:
     intra_op_threads: int = 1
     inter_op_threads: int = 1
     graph_optimization: GraphLevel = "all"
+    # models that ship a tflite original (the face models): which runtime runs them (see load_model)
+    tflite_backend: TfliteBackend = "auto"
 
     @classmethod
     def for_fusion(cls, settings: Settings) -> RuntimeConfig:
@@ -87,7 +93,11 @@ class RuntimeConfig:
     @classmethod
     def for_workers(cls, settings: Settings) -> RuntimeConfig:
         """The face models and the text encoder inside a worker: the worker's thread budget."""
-        return cls(providers=tuple(provider_list(settings)), intra_op_threads=settings.worker_threads)
+        return cls(
+            providers=tuple(provider_list(settings)),
+            intra_op_threads=settings.worker_threads,
+            tflite_backend=settings.face_backend,
+        )
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -171,9 +181,136 @@ class OnnxModel:
             self.session.run(None, dict(feed))
 
     def describe(self) -> dict[str, Any]:
-        return {"execution_providers": self.providers, "provider": self.provider}
+        return {"execution_providers": self.providers, "provider": self.provider, "backend": "onnxruntime"}
+
+
+# what a LiteRT model reports as its provider (the XNNPACK delegate LiteRT applies by default)
+LITERT = "LiteRT XNNPACK (CPU)"
+TFLITE_SUFFIX = ".tflite"
+# LiteRT gives wrong outputs when the detector's input is resized to a batch (research note
+# face_speed.md); the mesh and iris models batch exactly
+LITERT_ONE_IMAGE_PER_CALL = frozenset({"face_detector"})
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """LiteRT's C++ writes "INFO: Created TensorFlow Lite XNNPACK delegate" straight to file
+    descriptor 2 (no setting turns it off); the service's log is JSON lines, so fd 2 goes to
+    /dev/null while an interpreter is made (at model load, before any request runs)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class LiteRTModel:
+    """One tflite original in LiteRT (``ai-edge-litert``, XNNPACK on the CPU): the face models'
+    faster CPU backend (1.7x ONNX Runtime per analysed frame on this machine, research note
+    face_speed.md), with the interface and output shapes of their ONNX conversions.
+
+    One interpreter per batch size seen (resizing one back and forth re-plans it every call)."""
+
+    def __init__(self, name: str, path: Path, config: RuntimeConfig) -> None:
+        self.name = name
+        self.path = Path(path)
+        self._threads = max(1, config.intra_op_threads)
+        self._by_batch: dict[int, Any] = {}
+        first = self._interpreter(1)
+        inputs, outputs = first.get_input_details(), first.get_output_details()
+        self.input_names = tuple(d["name"] for d in inputs)
+        self.output_names = tuple(d["name"] for d in outputs)
+        self._inputs = {d["name"]: (d["index"], tuple(int(x) for x in d["shape"])) for d in inputs}
+        self._outputs = {d["name"]: (d["index"], tuple(int(x) for x in d["shape"])) for d in outputs}
+        self._one_image = name in LITERT_ONE_IMAGE_PER_CALL or len(inputs) != 1
+
+    def _interpreter(self, batch: int) -> Any:
+        interpreter = self._by_batch.get(batch)
+        if interpreter is None:
+            from ai_edge_litert.interpreter import Interpreter
+
+            with _native_stderr_silenced():
+                interpreter = Interpreter(model_path=str(self.path), num_threads=self._threads)
+                if batch != 1:
+                    detail = interpreter.get_input_details()[0]
+                    interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+                interpreter.allocate_tensors()
+            self._by_batch[batch] = interpreter
+        return interpreter
+
+    @property
+    def providers(self) -> list[str]:
+        return [LITERT]
+
+    @property
+    def provider(self) -> str:
+        return LITERT
+
+    def input_shape(self, name: str) -> list[Any]:
+        return ["N", *self._inputs[name][1][1:]]
+
+    def output_shape(self, name: str) -> list[Any]:
+        return ["N", *self._outputs[name][1][1:]]
+
+    def _invoke(self, feeds: Mapping[str, np.ndarray], names: Sequence[str], batch: int) -> list[np.ndarray]:
+        interpreter = self._interpreter(batch)
+        for name, array in feeds.items():
+            interpreter.set_tensor(self._inputs[name][0], np.ascontiguousarray(array, dtype=np.float32))
+        interpreter.invoke()
+        # a resized model may return its outputs flattened over the batch (iris: (1, N*213))
+        return [interpreter.get_tensor(self._outputs[n][0]).reshape(batch, *self._outputs[n][1][1:]) for n in names]
+
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]:
+        names = list(outputs) if outputs is not None else list(self.output_names)
+        batch = int(next(iter(feeds.values())).shape[0])
+        if batch == 0:
+            return [np.zeros((0, *self._outputs[n][1][1:]), np.float32) for n in names]
+        if not self._one_image:
+            return self._invoke(feeds, names, batch)
+        parts = [self._invoke({k: v[i : i + 1] for k, v in feeds.items()}, names, 1) for i in range(batch)]
+        return [np.concatenate([part[j] for part in parts]) for j in range(len(names))]
+
+    def warm(self, feeds: Iterable[Mapping[str, np.ndarray]]) -> None:
+        for feed in feeds:
+            self.run(feed)
+
+    def describe(self) -> dict[str, Any]:
+        return {"execution_providers": self.providers, "provider": self.provider, "backend": "litert"}
+
+
+def backend_of(providers: Sequence[str]) -> Literal["onnxruntime", "litert"]:
+    """The runtime behind a model's reported providers."""
+    return "litert" if LITERT in providers else "onnxruntime"
+
+
+def litert_available() -> bool:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def tflite_backend(path: Path, config: RuntimeConfig) -> Literal["onnxruntime", "litert"]:
+    """Which runtime runs a model that may ship a tflite original next to ``path``.
+
+    ``auto``: LiteRT when the original is there, LiteRT is installed and no GPU provider is
+    configured (on CUDA hosts ONNX Runtime batches on the GPU); otherwise ONNX Runtime."""
+    original = Path(path).with_suffix(TFLITE_SUFFIX)
+    if config.tflite_backend == "onnxruntime" or not original.is_file():
+        return "onnxruntime"
+    if config.tflite_backend == "litert":
+        return "litert"
+    on_gpu = any(provider_name(p) != CPU for p in config.providers)
+    return "litert" if not on_gpu and litert_available() else "onnxruntime"
 
 
 def load_model(name: str, path: Path, config: RuntimeConfig, **options: Any) -> ModelRuntime:
-    """The runtime of model ``name``: the one place where a model could get another backend."""
+    """The runtime of model ``name``: the one place where a model gets its backend."""
+    if tflite_backend(path, config) == "litert":
+        return LiteRTModel(name, Path(path).with_suffix(TFLITE_SUFFIX), config)
     return OnnxModel(name, path, config, **options)

@@ -16,7 +16,10 @@ rewritten as ``Relu(x) - a * Relu(-x)`` (required bit-identical to the converted
 ONNX Runtime's PRelu kernel is about half of the landmark models' time) -> parity
 against the tflite originals run by ai-edge-litert, on the astronaut image and on random
 inputs, at batch 1 and batch 4 (the build fails above ``MAX_PARITY_DIFF``) -> CPU latency
--> files + LICENSE + provenance.json. The input layout stays NHWC as tf2onnx writes it.
+-> files (model.onnx and the tflite original as model.tflite, which the LiteRT backend runs)
++ LICENSE + provenance.json. ``--tflite-originals`` adds only the tflite files to folders
+already built (pinned wheel, sha256 against the provenance; no build venv). The input
+layout stays NHWC as tf2onnx writes it.
 
 The pre/post-processing helpers at the top (anchors, box decoding, rotated crops) need
 only numpy and OpenCV; the tests use them too.
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
 WORK_DIR = REPO / ".build" / "face_models"
 MODEL_STORE = REPO / "model_store"
 MODEL_VERSION = 1
+TFLITE_FILE = "model.tflite"
 BUILD_COMMAND = "python -m training.build_face_models"
 
 REQUIREMENTS = (
@@ -672,6 +676,7 @@ def build() -> None:
         staging = staging_root / model.name
         staging.mkdir()
         shutil.copyfile(info["final"], staging / "model.onnx")
+        shutil.copyfile(info["tflite"], staging / TFLITE_FILE)  # the CPU backend runs the original
         tflite_sha = sha256_file(info["tflite"])
         prelu_rewritten = info["steps"][-1]["prelu_nodes_rewritten"]
         (staging / "LICENSE").write_text(licence_text(wheel, model, tflite_sha, prelu_rewritten))
@@ -715,8 +720,11 @@ def build() -> None:
             "build_command": BUILD_COMMAND,
             "build_venv_requirements": list(REQUIREMENTS),
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "sha256": {"model.onnx": sha256_file(staging / "model.onnx")},
-            "bytes": {"model.onnx": (staging / "model.onnx").stat().st_size},
+            "sha256": {"model.onnx": sha256_file(staging / "model.onnx"), TFLITE_FILE: tflite_sha},
+            "bytes": {
+                "model.onnx": (staging / "model.onnx").stat().st_size,
+                TFLITE_FILE: info["tflite"].stat().st_size,
+            },
             "reproducibility": "tf2onnx's node names and order vary between runs, so the sha256 changes on "
             "every rebuild; verify a rebuild numerically (parity), not by hash",
         }
@@ -741,10 +749,43 @@ def build() -> None:
     print(f"built in {build_wall} s", flush=True)
 
 
+def add_tflite_originals() -> None:
+    """Put each model's tflite original next to its ONNX conversion (``model.tflite``), for
+    the LiteRT backend, without reconverting: the file is unzipped from the pinned wheel and
+    must have the sha256 the folder's provenance already records for its source. Needs only
+    the standard library and pip, so it runs in the serving venv."""
+    wheel = download_mediapipe_wheel(WORK_DIR / "wheel", WHEEL_SHA256)
+    for model in FACE_MODELS:
+        folder = MODEL_STORE / model.name / str(MODEL_VERSION)
+        provenance_path = folder / "provenance.json"
+        provenance = json.loads(provenance_path.read_text())
+        target = extract_tflite(wheel, model, WORK_DIR / "tflite")
+        digest = sha256_file(target)
+        if digest != provenance["source"]["tflite_sha256"]:
+            raise RuntimeError(f"{model.tflite_in_wheel} has sha256 {digest}, provenance says another")
+        shutil.copyfile(target, folder / TFLITE_FILE)
+        provenance["sha256"][TFLITE_FILE] = digest
+        provenance.setdefault("bytes", {})[TFLITE_FILE] = target.stat().st_size
+        provenance["tflite_original"] = (
+            f"{TFLITE_FILE} is {model.tflite_in_wheel} from {WHEEL_FILE} unchanged (for the LiteRT backend), "
+            f"added by `{BUILD_COMMAND} --tflite-originals`; parity of model.onnx against it is above"
+        )
+        provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
+        print(f"wrote {folder / TFLITE_FILE}: sha256 {digest}", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--tflite-originals",
+        action="store_true",
+        help="only add the tflite originals to the built folders (no conversion, no build venv)",
+    )
+    args = parser.parse_args(argv)
+    if args.tflite_originals:
+        add_tflite_originals()
+        return 0
     if not BUILD_VENV.active:
         # TF_CPP_MIN_LOG_LEVEL: TensorFlow's C++ start-up chatter buries the build log
         return BUILD_VENV.relaunch("training.build_face_models", argv, {"TF_CPP_MIN_LOG_LEVEL": "2"})

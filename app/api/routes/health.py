@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import ServicesDep, open_unless
 from app.api.problems import problem_responses
 from app.model_store import FACE_MODELS, SPEECH_TO_TEXT, VOICE_ENCODER, fusion_catalogue, text_encoder_dir
+from app.runtime import backend_of
 
 router = APIRouter(tags=["operations"])
 health_guard = [Depends(open_unless("open_health"))]
@@ -71,8 +72,15 @@ async def models(services: ServicesDep) -> dict:
             "manifest": manifest.model_dump(mode="json"),
         },
         "fusion_versions": fusion_catalogue(services.settings.model_store, manifest.version),
+        # backend: which runtime really runs each (setting face_backend): LiteRT on the tflite original, or ONNX Runtime
         "face_models": {
-            name: {"path": f"{name}/{version}", "execution_providers": worker_providers[name]}
+            name: {
+                "path": f"{name}/{version}",
+                "backend": backend_of(worker_providers[name]),
+                "file": "model.tflite" if backend_of(worker_providers[name]) == "litert" else "model.onnx",
+                "setting": services.settings.face_backend,
+                "execution_providers": worker_providers[name],
+            }
             for name, version in FACE_MODELS.items()
         },
         "text_encoder": {
