@@ -121,6 +121,14 @@ class Settings(BaseSettings):
         "backend), onnxruntime (their ONNX conversions; CUDA hosts), auto: litert unless a GPU provider is set",
     )
 
+    visual_split: int = Field(
+        2,
+        ge=1,
+        le=4,
+        description="a video of at least 20 s sent while no other request is in flight is analysed in this many "
+        "parallel segments (threads of its worker, one set of face models each); 1: never split",
+    )
+
     # the speech stage on recordings without a timed, speaker-labelled transcript (README, "The speech stage")
     speaker_separation: Literal["auto", "off"] = Field(
         "auto", description="auto: find who speaks when in a recording the transcript does not label; off: never"

@@ -79,6 +79,8 @@ class RuntimeConfig:
     graph_optimization: GraphLevel = "all"
     # models that ship a tflite original (the face models): which runtime runs them (see load_model)
     tflite_backend: TfliteBackend = "auto"
+    # sets of the face models a worker loads: one per segment of a video analysed in parallel
+    face_model_sets: int = 1
 
     @classmethod
     def for_fusion(cls, settings: Settings) -> RuntimeConfig:
@@ -97,6 +99,7 @@ class RuntimeConfig:
             providers=tuple(provider_list(settings)),
             intra_op_threads=settings.worker_threads,
             tflite_backend=settings.face_backend,
+            face_model_sets=settings.visual_split,
         )
 
     def session_options(self) -> ort.SessionOptions:

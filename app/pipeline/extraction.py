@@ -9,7 +9,7 @@ runs in a worker process, never on the event loop, and a test can call it direct
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +89,7 @@ class ExtractionJob:
     speaker_separation: bool = True  # the settings' switches for the speech stage's steps
     speech_recognition: bool = True
     return_transcript: bool = False  # the recognised words go back to the caller in the answer
+    visual_split: int = 1  # segments of the video analysed in parallel (the server was idle when it came)
 
 
 # audio outside this range is not speech the pipeline can use (or a forged header)
@@ -129,6 +130,8 @@ class ExtractionModels:
     text_encoder: TextEncoder
     face_models: FaceModels
     speech: hearing.SpeechModels = field(default_factory=lambda: hearing.SpeechModels(None, None))
+    # more sets of the face models, for the other segments of a video analysed in parallel
+    partner_face_models: tuple[FaceModels, ...] = ()
 
     @classmethod
     def load(cls, store: Path, features: FeatureSpec, config: RuntimeConfig) -> ExtractionModels:
@@ -136,6 +139,7 @@ class ExtractionModels:
             text_encoder=TextEncoder(text_encoder_dir(store, features), config, max_tokens=features.text.max_tokens),
             face_models=FaceModels(store, config),
             speech=hearing.SpeechModels.load(store, config),
+            partner_face_models=tuple(FaceModels(store, config) for _ in range(config.face_model_sets - 1)),
         )
 
     def warm(self) -> None:
@@ -257,7 +261,8 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
             warnings.append(skip + "; the visual branch was not used")
         else:
             with _stage(timings, "visual"):
-                visual_track, reports["visual"] = _visual_branch(job, models.face_models, warnings)
+                partners = models.partner_face_models[: max(0, job.visual_split - 1)]
+                visual_track, reports["visual"] = _visual_branch(job, models.face_models, warnings, partners)
         reports["visual"].format = media_format(video_info)
 
     # audio: a separate audio upload wins over the video's own track
@@ -516,12 +521,13 @@ def _unusable_frames(info: MediaInfo, max_pixels: int) -> str | None:
 
 
 def _visual_branch(
-    job: ExtractionJob, face_models: FaceModels, warnings: list[str]
+    job: ExtractionJob, face_models: FaceModels, warnings: list[str], partners: Sequence[FaceModels] = ()
 ) -> tuple[VisualTrack | None, ModalityReport]:
     assert job.video is not None
     extractor = VisualExtractor(face_models, job.features.visual)
+    helpers = [VisualExtractor(models, job.features.visual) for models in partners]
     try:
-        result = extractor.extract(job.video, job.limits.max_media_seconds)
+        result = extractor.extract(job.video, job.limits.max_media_seconds, partners=helpers)
     except VisualDecodeError:
         warnings.append("the video's frames could not be decoded; the visual branch was not used")
         return None, _absent("the video's frames could not be decoded")

@@ -144,6 +144,8 @@ class Pipeline:
             speaker_separation=self.settings.speaker_separation == "auto",
             speech_recognition=self.settings.speech_recognition == "auto",
             return_transcript=options.return_transcript,
+            # both cores for one interview only while it is the only one: under load, one each
+            visual_split=self.settings.visual_split if self.admission.admitted <= 1 else 1,
         )
         return Interview(
             request_id=request_id,

@@ -65,8 +65,19 @@ class VideoSampler:
     ``rotation_deg`` (the counter-clockwise turn applied, a multiple of 90 in (-180, 180]).
     """
 
-    def __init__(self, path: Path, rate_hz: float, max_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        rate_hz: float,
+        max_seconds: float | None = None,
+        first_tick: int = 0,
+        end_tick: int | None = None,
+    ) -> None:
+        """``first_tick``/``end_tick``: yield only ticks in [first_tick, end_tick) (one segment of
+        a video analysed in parts; earlier frames are decoded but not converted). ``duration_s``
+        and ``ticks`` are then only known to the segment that reaches the end."""
         self.path, self.rate_hz, self.max_seconds = Path(path), float(rate_hz), max_seconds
+        self.first_tick, self.end_tick = int(first_tick), end_tick
         self.duration_s = 0.0
         self.ticks = 0
         self.cut = False
@@ -119,7 +130,10 @@ class VideoSampler:
                         # ticks nearer the previous frame than this one belong to it
                         midpoint = (previous[0] + time) / 2.0
                         while tick / self.rate_hz < midpoint and tick < max_ticks:
-                            yield rgb_of(previous[1])
+                            if self.end_tick is not None and tick >= self.end_tick:
+                                return  # this segment's ticks are all out
+                            if tick >= self.first_tick:
+                                yield rgb_of(previous[1])
                             tick += 1
                     if time >= limit:
                         self.cut = True
@@ -136,11 +150,29 @@ class VideoSampler:
             duration = min(duration, limit)
             self.cut = self.cut or (self.max_seconds is not None and stated is not None and stated > limit)
             total = round(duration * self.rate_hz)
-            while tick < total:
+            while tick < total and (self.end_tick is None or tick < self.end_tick):
                 # the last frame covers its own display time (half a tick of slack); later ticks have none
-                yield rgb_of(previous[1]) if tick / self.rate_hz < end + 0.5 / self.rate_hz else None
+                if tick >= self.first_tick:
+                    yield rgb_of(previous[1]) if tick / self.rate_hz < end + 0.5 / self.rate_hz else None
                 tick += 1
             self.ticks, self.duration_s = tick, duration
+
+
+def stated_ticks(path: Path, rate_hz: float, max_seconds: float | None = None) -> int | None:
+    """The ticks a ``VideoSampler`` will yield for ``path`` as its container states them (None:
+    no stated duration, or it cannot be read): what splitting a video into segments needs."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = video_stream(container)
+            stated = _stated_duration(container, stream) if stream is not None else None
+    except (av.error.FFmpegError, OSError):
+        return None
+    if not stated:
+        return None
+    limit = min(stated, max_seconds) if max_seconds is not None else stated
+    return round(limit * rate_hz)
 
 
 # MPEG program and transport streams have no index: FFmpeg estimates their stream durations

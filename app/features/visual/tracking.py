@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,11 +50,17 @@ from app.features.visual.ibug68 import MEDIAPIPE_TO_IBUG68, MESH_POINTS
 from app.features.visual.identity import SAME_PERSON, Appearance, appearance, comparable, similarity
 from app.features.visual.models import FaceModelError, FaceModels
 from app.features.visual.pose import head_pose
-from app.features.visual.sampling import VideoSampler
+from app.features.visual.sampling import VideoSampler, stated_ticks
 from app.features.visual.space import FULL_DIM, frame_vector
 
 # a tracked face whose mesh points lie mostly outside the frame has left it
 MAX_OUTSIDE_FRACTION = 0.5
+# a video is split for parallel analysis only with at least this much per segment: under it the
+# second decode and the fresh detection cost more than the thread saves
+MIN_SPLIT_S = 10.0
+# a later segment's tracker starts this long before its first tick, so that at the cut it
+# follows the face as one pass would (a face that leaves at the cut is a tracking loss there)
+SPLIT_WARM_UP_S = 1.0
 # re-run the mesh on its own crop when that moved by more than this fraction of the crop,
 # or changed size by more than this log ratio (a fast move, or a detector box)
 SETTLE_SHIFT = 0.03
@@ -166,6 +173,22 @@ class _Counters:
     close_calls: int = 0
     switches: list[int] = field(default_factory=list)  # tick indices
     reference: Appearance | None = None  # the analysed person's last compared appearance
+    first_reference: Appearance | None = None  # and their first, with its tick (joining segments)
+    first_reference_tick: int = 0
+
+
+@dataclass
+class _Segment:
+    """Consecutive ticks from ``first_tick`` as one tracking pass left them."""
+
+    first_tick: int = 0
+    rows: list[np.ndarray] = field(default_factory=list)
+    valid: list[bool] = field(default_factory=list)
+    confidence: list[float] = field(default_factory=list)
+    landmarks: list[np.ndarray] = field(default_factory=list)
+    irises: list[np.ndarray] = field(default_factory=list)
+    face_sizes: list[float] = field(default_factory=list)
+    counters: _Counters = field(default_factory=_Counters)
 
 
 class VisualExtractor:
@@ -251,21 +274,28 @@ class VisualExtractor:
         None items (no picture for that tick) give invalid rows. duration_s defaults to
         T / rate. Tracking carries over from one item to the next.
         """
-        spec = self.spec
-        rows: list[np.ndarray] = []
-        valid: list[bool] = []
-        confidence: list[float] = []
-        landmarks: list[np.ndarray] = []
-        irises: list[np.ndarray] = []
-        face_sizes: list[float] = []
-        counters = _Counters()
+        return self._result([self._segment(frames)], duration_s)
+
+    def _segment(self, frames: Iterable[np.ndarray | None], first_tick: int = 0, warm_up: int = 0) -> _Segment:
+        """Track through ``frames`` (ticks from ``first_tick - warm_up``): rows and counters, not yet
+        summarised. The first ``warm_up`` ticks only bring the tracker to where a single pass
+        would be at ``first_tick`` (the face found and followed): they give no rows and count
+        nothing, and the person tracked at their end is the segment's first reference."""
+        segment = _Segment(first_tick=first_tick)
+        counters = segment.counters
         empty_row = np.zeros(FULL_DIM, dtype=np.float32)
         nan68, nan_iris = np.full((68, 2), np.nan, np.float32), np.full((2, 2), np.nan, np.float32)
         roi: Roi | None = None
         last_image: np.ndarray | None = None
         last_out: tuple[np.ndarray, bool, float, np.ndarray, np.ndarray, float | None] | None = None
 
-        for index, image in enumerate(frames):
+        for index, image in enumerate(frames, start=first_tick - warm_up):
+            if warm_up and index == first_tick:
+                held = counters.reference
+                counters = segment.counters = _Counters(reference=held, first_reference=held)
+                counters.first_reference_tick = first_tick
+                segment.rows, segment.valid, segment.confidence = [], [], []
+                segment.landmarks, segment.irises, segment.face_sizes = [], [], []
             if image is not None and image is last_image and last_out is not None:
                 out = last_out  # one decoded frame serving several ticks: same answer
                 if index % self.census_every == 0 and counters.census_faces:
@@ -280,14 +310,41 @@ class VisualExtractor:
                     out = self._row(observation, image.shape[0])
                 last_image, last_out = image, out
             row, ok, conf, points, iris, size = out
-            rows.append(row)
-            valid.append(ok)
-            confidence.append(conf)
-            landmarks.append(points)
-            irises.append(iris)
+            segment.rows.append(row)
+            segment.valid.append(ok)
+            segment.confidence.append(conf)
+            segment.landmarks.append(points)
+            segment.irises.append(iris)
             if size is not None:
-                face_sizes.append(size)
+                segment.face_sizes.append(size)
+        return segment
 
+    def _result(self, segments: Sequence[_Segment], duration_s: float | None = None) -> VisualResult:
+        """Segments of consecutive ticks, joined on the interview clock and summarised."""
+        spec = self.spec
+        counters = _Counters()
+        rows, valid, confidence, landmarks, irises, face_sizes = [], [], [], [], [], []
+        for segment in segments:
+            rows += segment.rows
+            valid += segment.valid
+            confidence += segment.confidence
+            landmarks += segment.landmarks
+            irises += segment.irises
+            face_sizes += segment.face_sizes
+            part = segment.counters
+            counters.tracking_losses += part.tracking_losses
+            counters.acquisitions += part.acquisitions
+            counters.multiple_faces_frames += part.multiple_faces_frames
+            counters.census_faces += part.census_faces
+            counters.census_rank += part.census_rank
+            counters.close_calls += part.close_calls
+            # the person at a segment's start against the one at the previous segment's end
+            if counters.reference is not None and part.first_reference is not None:
+                earlier, later = counters.reference, part.first_reference
+                if comparable(earlier, later) and similarity(earlier, later) < SAME_PERSON:
+                    counters.switches.append(part.first_reference_tick)
+            counters.switches += part.switches
+            counters.reference = part.reference or counters.reference
         n = len(rows)
         valid_arr = np.asarray(valid, dtype=bool)
         quality = {
@@ -330,10 +387,46 @@ class VisualExtractor:
             census=census,
         )
 
-    def extract(self, video: Path, max_seconds: float | None = None) -> VisualResult:
-        """The first video stream of ``video`` at the spec's rate; T = round(duration * rate)."""
-        sampler = VideoSampler(video, self.spec.rate_hz, max_seconds)
-        result = self.extract_frames(sampler)
+    def extract(
+        self, video: Path, max_seconds: float | None = None, partners: Sequence[VisualExtractor] = ()
+    ) -> VisualResult:
+        """The first video stream of ``video`` at the spec's rate; T = round(duration * rate).
+
+        With ``partners`` (extractors on model sessions of their own: an interpreter serves
+        one thread at a time) a video of at least ``MIN_SPLIT_S`` per part whose container
+        states its duration is cut into 1 + len(partners) consecutive segments analysed in
+        parallel threads (the face models release the GIL), each later one starting its tracker
+        ``SPLIT_WARM_UP_S`` early; the rows are joined on the interview clock and a change of
+        person at a cut is still found (the appearance at a segment's start against the one
+        at the previous segment's end)."""
+        parts = 1 + len(partners)
+        total = stated_ticks(video, self.spec.rate_hz, max_seconds) if partners else None
+        if total is None or total < parts * MIN_SPLIT_S * self.spec.rate_hz:
+            sampler = VideoSampler(video, self.spec.rate_hz, max_seconds)
+            return self._finished(self._result([self._segment(sampler)]), sampler, max_seconds, 1)
+        bounds = [round(total * k / parts) for k in range(parts + 1)]
+        # each later segment starts its tracker a little before its first tick (see _segment)
+        warm_up = [0] + [round(SPLIT_WARM_UP_S * self.spec.rate_hz)] * (parts - 1)
+        samplers = [
+            VideoSampler(
+                video,
+                self.spec.rate_hz,
+                max_seconds,
+                first_tick=bounds[k] - warm_up[k],
+                end_tick=None if k == parts - 1 else bounds[k + 1],
+            )
+            for k in range(parts)
+        ]
+        extractors = [self, *partners]
+        with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="visual-segment") as pool:
+            futures = [pool.submit(extractors[k]._segment, samplers[k], bounds[k], warm_up[k]) for k in range(parts)]
+            segments = [future.result() for future in futures]
+        # the last segment's sampler read the video to its end: duration, cut and rotation are its
+        return self._finished(self._result(segments), samplers[-1], max_seconds, parts)
+
+    def _finished(
+        self, result: VisualResult, sampler: VideoSampler, max_seconds: float | None, parts: int
+    ) -> VisualResult:
         notes = list(result.notes)
         if sampler.cut and max_seconds is not None:
             notes.append(f"the video was cut at {max_seconds:g} s")
@@ -342,7 +435,7 @@ class VisualExtractor:
             valid=result.valid,
             confidence=result.confidence,
             duration_s=sampler.duration_s,
-            quality={**result.quality, "rotation_deg": float(sampler.rotation_deg)},
+            quality={**result.quality, "rotation_deg": float(sampler.rotation_deg), "segments": float(parts)},
             notes=notes,
             landmarks_px=result.landmarks_px,
             irises_px=result.irises_px,
@@ -417,6 +510,8 @@ class VisualExtractor:
             return  # wait for a pose like the reference's: a turned head is not another person
         if reference is not None and similarity(reference, current) < SAME_PERSON:
             counters.switches.append(index)
+        if counters.first_reference is None:
+            counters.first_reference, counters.first_reference_tick = current, index
         counters.reference = current
 
     def _settled(self, image: np.ndarray, roi: Roi, counters: _Counters, detected: bool = False) -> FaceObservation:
