@@ -288,6 +288,7 @@ def write_media(
     cover_art: np.ndarray | None = None,
     display_rotation: float | None = None,
     rotate_tag: str | None = None,
+    video_options: dict[str, str] | None = None,
 ) -> Path:
     """Any container PyAV writes: RGB frames through ``video_codec`` (none: audio only), each of
     ``audio_tracks`` ((n,) mono or (n, 2) stereo floats) as its own stream through ``audio_codec``,
@@ -295,7 +296,8 @@ def write_media(
     tagged MP3 and M4A files carry album art. ``container_format`` overrides the suffix's muxer.
     ``display_rotation`` writes a display matrix (degrees counter-clockwise, FFmpeg's
     convention, as a phone does: the stored picture is meant to be shown turned);
-    ``rotate_tag`` a plain ``rotate`` tag.
+    ``rotate_tag`` a plain ``rotate`` tag. ``video_options`` go to the encoder over the defaults
+    (e.g. ``{"g": "20"}``: a keyframe every 20 frames).
     """
     path = Path(path)
     frames = iter(frames) if frames is not None else None
@@ -309,7 +311,7 @@ def write_media(
             video = container.add_stream(video_codec or "libx264", rate=Fraction(fps).limit_denominator(1001))
             video.width, video.height = width, height
             video.pix_fmt = PIXEL_FORMATS.get(video.codec_context.name, "yuv420p")
-            video.options = VIDEO_OPTIONS.get(video_codec or "libx264", {})
+            video.options = {**VIDEO_OPTIONS.get(video_codec or "libx264", {}), **(video_options or {})}
             if display_rotation is not None:
                 video.set_display_rotation(display_rotation)
             if rotate_tag is not None:

@@ -50,6 +50,35 @@ def test_segments_of_the_sampler_are_the_whole_videos_ticks(long_clip: Path) -> 
     assert last.duration_s == whole.duration_s and last.ticks == whole.ticks
 
 
+@pytest.mark.parametrize(("suffix", "codec"), [(".mp4", "libx264"), (".webm", "libvpx-vp9")])
+def test_a_later_segment_seeks_to_a_keyframe_and_samples_the_same_pictures(
+    tmp_path: Path, suffix: str, codec: str
+) -> None:
+    fps = 30  # a camera's rate: several decoded frames per tick, ticks between frames
+    clip = write_media(
+        tmp_path / f"gop{suffix}",
+        face_frames(20 * fps, SIZE, "pan"),
+        fps,
+        [],
+        video_codec=codec,
+        video_options={"g": str(2 * fps)},  # a keyframe every 2 s
+    )
+    whole = VideoSampler(clip, SPEC.rate_hz)
+    everything = list(whole)
+    for cut in (1, 75, 101, len(everything) - 1):
+        later = VideoSampler(clip, SPEC.rate_hz, first_tick=cut)
+        pieces = list(later)
+        assert len(pieces) == len(everything) - cut
+        assert all(np.array_equal(a, b) for a, b in zip(pieces, everything[cut:], strict=True))
+        assert later.ticks == whole.ticks and later.duration_s == whole.duration_s
+        if cut >= 2 * SPEC.rate_hz:
+            # it began at the last keyframe before its first tick, not at the start
+            assert later.seeked_to_s is not None
+            assert cut / SPEC.rate_hz - 2.0 - 0.2 <= later.seeked_to_s <= cut / SPEC.rate_hz
+            assert later.decoded_frames < whole.decoded_frames - (cut / SPEC.rate_hz - 2.2) * fps
+    assert whole.seeked_to_s is None
+
+
 def test_a_split_extraction_joins_to_the_one_pass_rows(
     extractors: tuple[VisualExtractor, VisualExtractor], long_clip: Path
 ) -> None:

@@ -3,6 +3,7 @@ display matrix says, and sampled at a fixed rate."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from app.probe import video_stream
+
+# a later segment seeks this far before its first tick (a frame or two of slack for rounding)
+SEEK_MARGIN_S = 0.1
 
 
 class VisualDecodeError(ValueError):
@@ -58,11 +62,12 @@ class VideoSampler:
 
     Iterating yields one RGB uint8 array per tick (the same object when a frame serves
     several ticks; None for ticks past the last frame). Every frame is decoded (codecs are
-    sequential) but only sampled frames are converted to RGB and turned upright (the display
-    matrix, or a legacy ``rotate`` tag; before any face detection, which expects upright
-    faces). After iteration: ``duration_s`` (of the video stream, or of the part kept under
-    ``max_seconds``), ``ticks``, ``cut`` (True when max_seconds shortened the video) and
-    ``rotation_deg`` (the counter-clockwise turn applied, a multiple of 90 in (-180, 180]).
+    sequential; a later segment from the keyframe before it) but only sampled frames are
+    converted to RGB and turned upright (the display matrix, or a legacy ``rotate`` tag; before
+    any face detection, which expects upright faces). After iteration: ``duration_s`` (of the
+    video stream, or of the part kept under ``max_seconds``), ``ticks``, ``cut`` (True when
+    max_seconds shortened the video) and ``rotation_deg`` (the counter-clockwise turn applied,
+    a multiple of 90 in (-180, 180]).
     """
 
     def __init__(
@@ -74,7 +79,7 @@ class VideoSampler:
         end_tick: int | None = None,
     ) -> None:
         """``first_tick``/``end_tick``: yield only ticks in [first_tick, end_tick) (one segment of
-        a video analysed in parts; earlier frames are decoded but not converted). ``duration_s``
+        a video analysed in parts; decoding starts at the keyframe before ``first_tick``). ``duration_s``
         and ``ticks`` are then only known to the segment that reaches the end."""
         self.path, self.rate_hz, self.max_seconds = Path(path), float(rate_hz), max_seconds
         self.first_tick, self.end_tick = int(first_tick), end_tick
@@ -82,6 +87,7 @@ class VideoSampler:
         self.ticks = 0
         self.cut = False
         self.decoded_frames = 0
+        self.seeked_to_s: float | None = None  # where a later segment's decoding began (None: the start)
         self.rotation_deg = 0
 
     def __iter__(self) -> Iterator[np.ndarray | None]:
@@ -96,13 +102,12 @@ class VideoSampler:
             if stream is None:
                 raise VisualDecodeError("no video stream")
             stream.thread_type = "AUTO"
+            frames, origin, tick = self._frames(container, stream)
             stated = _stated_duration(container, stream)
             limit = self.max_seconds if self.max_seconds is not None else math.inf
             # no ticks past the stated duration either: T = round(duration * rate)
             tick_limit = min(limit, stated) if stated else limit
             max_ticks = round(tick_limit * self.rate_hz) if math.isfinite(tick_limit) else math.inf
-            tick = 0
-            origin: float | None = None
             previous: tuple[float, av.VideoFrame] | None = None
             rgb_cache: tuple[av.VideoFrame, np.ndarray] | None = None  # the last converted frame and its RGB
             frame_step = 1.0 / float(stream.average_rate) if stream.average_rate else 1.0 / self.rate_hz
@@ -117,7 +122,7 @@ class VideoSampler:
                 return rgb_cache[1]
 
             try:
-                for frame in container.decode(stream):
+                for frame in frames:
                     self.decoded_frames += 1
                     time = frame.time if frame.time is not None else self.decoded_frames * frame_step
                     if origin is None:
@@ -156,6 +161,42 @@ class VideoSampler:
                     yield rgb_of(previous[1]) if tick / self.rate_hz < end + 0.5 / self.rate_hz else None
                 tick += 1
             self.ticks, self.duration_s = tick, duration
+
+    def _frames(self, container, stream) -> tuple[Iterator, float | None, int]:
+        """The decoded frames to walk, the stream's time origin (None: the first frame's time) and
+        the first tick to count from.
+
+        A later segment (``first_tick`` > 0) seeks to the keyframe before its first tick, so it
+        does not decode the earlier part of the video at all. The frames from that keyframe on
+        are the frames one pass decodes, so every tick from ``first_tick`` on gets the same
+        picture; when the seek cannot be trusted (no timestamps, an error, or it lands past the
+        target) the segment decodes from the start instead.
+        """
+        import av
+
+        frames = container.decode(stream)
+        if self.first_tick <= 0:
+            return frames, None, 0
+        first = next(frames, None)
+        if first is None or first.time is None or stream.time_base is None:
+            return itertools.chain([first] if first is not None else [], frames), None, 0
+        origin = float(first.time)
+        target = origin + self.first_tick / self.rate_hz - SEEK_MARGIN_S
+        if target <= origin:
+            return itertools.chain([first], frames), None, 0
+        try:
+            container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+            resumed = container.decode(stream)
+            landed = next(resumed, None)
+        except av.error.FFmpegError:
+            landed = None
+        if landed is None or landed.time is None or not origin <= landed.time <= target:
+            container.seek(0, stream=stream, backward=True, any_frame=False)
+            return container.decode(stream), None, 0
+        self.seeked_to_s = float(landed.time) - origin
+        # count from the first tick at or after the keyframe: later ticks go to the same
+        # frames as in one pass (the nearest one), earlier ones belong to frames not decoded
+        return itertools.chain([landed], resumed), origin, math.ceil(self.seeked_to_s * self.rate_hz)
 
 
 def stated_ticks(path: Path, rate_hz: float, max_seconds: float | None = None) -> int | None:
