@@ -102,7 +102,6 @@ class VideoSampler:
             if stream is None:
                 raise VisualDecodeError("no video stream")
             stream.thread_type = "AUTO"
-            frames, origin, tick = self._frames(container, stream)
             stated = _stated_duration(container, stream)
             limit = self.max_seconds if self.max_seconds is not None else math.inf
             # no ticks past the stated duration either: T = round(duration * rate)
@@ -122,6 +121,8 @@ class VideoSampler:
                 return rgb_cache[1]
 
             try:
+                # inside the try: a seek or a first frame that fails is a decode error like any other
+                frames, origin, tick = self._frames(container, stream)
                 for frame in frames:
                     self.decoded_frames += 1
                     time = frame.time if frame.time is not None else self.decoded_frames * frame_step
@@ -175,15 +176,14 @@ class VideoSampler:
         import av
 
         frames = container.decode(stream)
-        if self.first_tick <= 0:
+        ahead_s = self.first_tick / self.rate_hz - SEEK_MARGIN_S  # where to seek, after the origin
+        if ahead_s <= 0:
             return frames, None, 0
         first = next(frames, None)
         if first is None or first.time is None or stream.time_base is None:
             return itertools.chain([first] if first is not None else [], frames), None, 0
         origin = float(first.time)
-        target = origin + self.first_tick / self.rate_hz - SEEK_MARGIN_S
-        if target <= origin:
-            return itertools.chain([first], frames), None, 0
+        target = origin + ahead_s
         try:
             container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
             resumed = container.decode(stream)
