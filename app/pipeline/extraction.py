@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ class ExtractionJob:
     speech_recognition: bool = True
     return_transcript: bool = False  # the recognised words go back to the caller in the answer
     visual_split: int = 1  # segments of the video analysed in parallel (the server was idle when it came)
+    beside_visual: bool = False  # the audio and text stages run while the visual one does (idle server too)
 
 
 # audio outside this range is not speech the pipeline can use (or a forged header)
@@ -252,126 +254,143 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
             utterances, turns, other_turns = [], [], []
             reports["text"] = _absent(reason)
 
-    # visual: faces in the video (after the cheap checks above, so bad text fails fast)
-    visual_track = None
+    # visual: faces in the video (after the cheap checks above, so bad text fails fast). On an
+    # idle server the audio and text stages run beside it, on the share of the cores that its
+    # segments' GIL-bound tracking leaves free.
+    visual: _VisualStage | None = None
+    visual_warnings_at = len(warnings)  # its warnings keep their place, before the audio's
     if video_info is not None:
         skip = _unusable_frames(video_info, limits.max_frame_pixels)
         if skip:
             reports["visual"] = _absent(skip)
+            reports["visual"].format = media_format(video_info)
             warnings.append(skip + "; the visual branch was not used")
         else:
-            with _stage(timings, "visual"):
-                partners = models.partner_face_models[: max(0, job.visual_split - 1)]
-                visual_track, reports["visual"] = _visual_branch(job, models.face_models, warnings, partners)
-        reports["visual"].format = media_format(video_info)
+            visual = _VisualStage(job, models, video_info, beside=job.beside_visual)
 
-    # audio: a separate audio upload wins over the video's own track
-    audio_track, media_duration = None, None
-    recognised: hearing.Heard | None = None
-    not_heard: str | None = None  # why speech recognition did not run on decoded audio
-    speakers_report = SpeakersReport(separated=False, reason="no audio given")
-    source, path = None, None
-    if audio_info is not None:
-        source, path = "audio upload", job.audio
-        if video_info is not None and video_info.has_audio:
-            warnings.append("both a video and an audio file were given; the audio file was used for the audio branch")
-    elif video_info is not None and video_info.has_audio and not _usable_rate(video_info.sample_rate):
-        reports["audio"] = _absent("the video's audio track has an unusable sample rate")
-        warnings.append("the video's audio track has an unusable sample rate; audio was not used")
-    elif video_info is not None and video_info.has_audio:
-        source, path = "video audio track", job.video
-    elif video_info is not None:
-        reports["audio"] = _absent("the video has no audio track")
-    if path is not None:
-        info = audio_info if source == "audio upload" else video_info
-        assert info is not None and source is not None
-        with _stage(timings, "decode"):
-            tracks = _decode_tracks(path, info, source, features, limits, warnings)
-        if tracks:
-            option = _track_option(job.participant_track, info, tracks)
-            with _stage(timings, "speech"):
-                choice = participant_source(tracks, features.audio, option, job.participant_channel, turns, other_turns)
-            warnings.extend(choice.warnings)
-            signal = choice.source.signal
-            with _stage(timings, "speech"):
-                heard = _speech_stage(job, transcript, signal, models.speech)
-            timings.update(heard.timings_ms)
-            warnings.extend(heard.warnings)
-            speakers_report = _speakers_report(heard)
-            not_heard = heard.recognition_skipped
-            if heard.several_speakers:
-                # the patient's voice only, as an uploaded transcript's turns would give it
-                turns, other_turns = heard.turns, heard.other_turns
-                speaker_choice = heard.selection
-            if transcript is not None and transcript.utterances and not transcript.speakers and utterances:
-                if heard.separated and transcript.has_timestamps and heard.speakers:
-                    utterances, dropped = _labelled_participant(transcript.utterances, heard)
-                    unlabelled = None
-                    if heard.selection is not None:
-                        text_details["selections"] = [heard.selection]
-                    if dropped:
-                        warnings.append(
-                            f"{dropped} transcript lines fell in no speaker's turn and were not used as the patient's"
-                        )
-                elif heard.separated and heard.speakers > 1:
-                    unlabelled = (
-                        "the transcript has no speaker labels and no times, so speaker separation could not tell "
-                        "whose lines are whose: every line was taken as the participant's (the audio kept the "
-                        "patient's voice only)"
+    with visual or nullcontext():
+        # audio: a separate audio upload wins over the video's own track
+        audio_track, media_duration = None, None
+        recognised: hearing.Heard | None = None
+        not_heard: str | None = None  # why speech recognition did not run on decoded audio
+        speakers_report = SpeakersReport(separated=False, reason="no audio given")
+        source, path = None, None
+        if audio_info is not None:
+            source, path = "audio upload", job.audio
+            if video_info is not None and video_info.has_audio:
+                warnings.append(
+                    "both a video and an audio file were given; the audio file was used for the audio branch"
+                )
+        elif video_info is not None and video_info.has_audio and not _usable_rate(video_info.sample_rate):
+            reports["audio"] = _absent("the video's audio track has an unusable sample rate")
+            warnings.append("the video's audio track has an unusable sample rate; audio was not used")
+        elif video_info is not None and video_info.has_audio:
+            source, path = "video audio track", job.video
+        elif video_info is not None:
+            reports["audio"] = _absent("the video has no audio track")
+        if path is not None:
+            info = audio_info if source == "audio upload" else video_info
+            assert info is not None and source is not None
+            with _stage(timings, "decode"):
+                tracks = _decode_tracks(path, info, source, features, limits, warnings)
+            if tracks:
+                option = _track_option(job.participant_track, info, tracks)
+                with _stage(timings, "speech"):
+                    choice = participant_source(
+                        tracks, features.audio, option, job.participant_channel, turns, other_turns
                     )
-            if heard.recognised:
-                utterances, text_reason = _recognised_utterances(heard, limits)
-                recognised = heard
-                if text_reason:
-                    reports["text"] = _absent(text_reason)
-                    if not heard.interviewer:  # that reason is one warning for both branches
-                        warnings.append("the recognised words were not used: " + text_reason)
-            media_duration = signal.shape[0] / features.audio.sample_rate
-            if info.duration_s and info.duration_s > limits.max_media_seconds:
-                warnings.append(f"the recording was cut at {limits.max_media_seconds:.0f} s")
-            with _stage(timings, "audio"):
-                if heard.interviewer:
-                    audio_track, report = None, _absent(heard.interviewer)
-                    warnings.append(heard.interviewer)
-                else:
-                    audio_track, report = _audio_branch(signal, turns, features, limits, warnings)
-            report.source = source if not choice.selections else f"{source}, {choice.source.name}"
-            report.format = media_format(info)
-            report.selections = list(choice.selections)
-            if speaker_choice is not None and report.quality.get("participant_only"):
-                report.selections.append(speaker_choice)  # the audio kept only this speaker's turns
-            reports["audio"] = report
-        elif source == "video audio track":
-            reports["audio"] = _absent("the video's audio track could not be decoded")
-            warnings.append("the video's audio track could not be decoded; audio was not used")
-        if not tracks:
-            speakers_report = SpeakersReport(separated=False, reason="no audio track could be decoded")
-    if unlabelled:
-        warnings.append(unlabelled)
-    if job.transcript is None and recognised is None:
-        why = "no audio to hear the patient's words in" if not_heard is None else not_heard
-        reports["text"] = _absent(f"no transcript given, and {why}")
-    if (
-        job.participant_speaker is not None
-        and not speakers_report.separated
-        and (transcript is None or not transcript.speakers)
-    ):
-        warnings.append("participant_speaker was not used: no speaker labels or separated voices to match it against")
+                warnings.extend(choice.warnings)
+                signal = choice.source.signal
+                with _stage(timings, "speech"):
+                    heard = _speech_stage(job, transcript, signal, models.speech)
+                timings.update(heard.timings_ms)
+                warnings.extend(heard.warnings)
+                speakers_report = _speakers_report(heard)
+                not_heard = heard.recognition_skipped
+                if heard.several_speakers:
+                    # the patient's voice only, as an uploaded transcript's turns would give it
+                    turns, other_turns = heard.turns, heard.other_turns
+                    speaker_choice = heard.selection
+                if transcript is not None and transcript.utterances and not transcript.speakers and utterances:
+                    if heard.separated and transcript.has_timestamps and heard.speakers:
+                        utterances, dropped = _labelled_participant(transcript.utterances, heard)
+                        unlabelled = None
+                        if heard.selection is not None:
+                            text_details["selections"] = [heard.selection]
+                        if dropped:
+                            warnings.append(
+                                f"{dropped} transcript lines fell in no speaker's turn and were not used as the "
+                                "patient's"
+                            )
+                    elif heard.separated and heard.speakers > 1:
+                        unlabelled = (
+                            "the transcript has no speaker labels and no times, so speaker separation could not tell "
+                            "whose lines are whose: every line was taken as the participant's (the audio kept the "
+                            "patient's voice only)"
+                        )
+                if heard.recognised:
+                    utterances, text_reason = _recognised_utterances(heard, limits)
+                    recognised = heard
+                    if text_reason:
+                        reports["text"] = _absent(text_reason)
+                        if not heard.interviewer:  # that reason is one warning for both branches
+                            warnings.append("the recognised words were not used: " + text_reason)
+                media_duration = signal.shape[0] / features.audio.sample_rate
+                if info.duration_s and info.duration_s > limits.max_media_seconds:
+                    warnings.append(f"the recording was cut at {limits.max_media_seconds:.0f} s")
+                with _stage(timings, "audio"):
+                    if heard.interviewer:
+                        audio_track, report = None, _absent(heard.interviewer)
+                        warnings.append(heard.interviewer)
+                    else:
+                        audio_track, report = _audio_branch(signal, turns, features, limits, warnings)
+                report.source = source if not choice.selections else f"{source}, {choice.source.name}"
+                report.format = media_format(info)
+                report.selections = list(choice.selections)
+                if speaker_choice is not None and report.quality.get("participant_only"):
+                    report.selections.append(speaker_choice)  # the audio kept only this speaker's turns
+                reports["audio"] = report
+            elif source == "video audio track":
+                reports["audio"] = _absent("the video's audio track could not be decoded")
+                warnings.append("the video's audio track could not be decoded; audio was not used")
+            if not tracks:
+                speakers_report = SpeakersReport(separated=False, reason="no audio track could be decoded")
+        if unlabelled:
+            warnings.append(unlabelled)
+        if job.transcript is None and recognised is None:
+            why = "no audio to hear the patient's words in" if not_heard is None else not_heard
+            reports["text"] = _absent(f"no transcript given, and {why}")
+        if (
+            job.participant_speaker is not None
+            and not speakers_report.separated
+            and (transcript is None or not transcript.speakers)
+        ):
+            warnings.append(
+                "participant_speaker was not used: no speaker labels or separated voices to match it against"
+            )
 
-    # text: the participant's utterances through the sentence encoder
-    text_track = None
-    words = sum(word_count(u.text) for u in utterances)
-    if utterances and words < limits.min_transcript_words:
-        heard_by = "speech recognition heard " if recognised is not None else ""
-        reason = f"{heard_by}only {words} words from the participant; at least {limits.min_transcript_words} are needed"
-        reports["text"] = _absent(reason)
-        what = "the recognised words were" if recognised is not None else "the transcript was"
-        warnings.append(f"{what} not used: " + reason)
-    elif utterances:
-        with _stage(timings, "text"):
-            text_track, reports["text"] = _text_branch(utterances, media_duration, features, models.text_encoder)
-        if recognised is not None:
-            _describe_recognition(reports["text"], recognised, job.return_transcript)
+        # text: the participant's utterances through the sentence encoder
+        text_track = None
+        words = sum(word_count(u.text) for u in utterances)
+        if utterances and words < limits.min_transcript_words:
+            heard_by = "speech recognition heard " if recognised is not None else ""
+            reason = (
+                f"{heard_by}only {words} words from the participant; at least {limits.min_transcript_words} are needed"
+            )
+            reports["text"] = _absent(reason)
+            what = "the recognised words were" if recognised is not None else "the transcript was"
+            warnings.append(f"{what} not used: " + reason)
+        elif utterances:
+            with _stage(timings, "text"):
+                text_track, reports["text"] = _text_branch(utterances, media_duration, features, models.text_encoder)
+            if recognised is not None:
+                _describe_recognition(reports["text"], recognised, job.return_transcript)
+
+    visual_track = None
+    if visual is not None:
+        visual_track, reports["visual"] = visual.track, visual.report
+        warnings[visual_warnings_at:visual_warnings_at] = visual.warnings
+        timings["visual"] = visual.elapsed_ms
 
     if text_details:
         reports["text"] = reports["text"].model_copy(update=text_details)
@@ -518,6 +537,49 @@ def _unusable_frames(info: MediaInfo, max_pixels: int) -> str | None:
     if min(info.width or 0, info.height or 0) < MIN_FRAME_SIDE:
         return f"the video's {size} frames are too small to find a face"
     return None
+
+
+class _VisualStage:
+    """The visual branch of one job, run in place or in a thread beside the stages after it.
+
+    Entered, it runs the branch (in place) or starts it (``beside``); its exit waits for the
+    thread, so a worker never takes its next job while the face models are still busy, and
+    raises the branch's error before any error of the stages beside it, as the branch, run
+    first, would have."""
+
+    def __init__(self, job: ExtractionJob, models: ExtractionModels, info: MediaInfo, beside: bool) -> None:
+        self._job, self._models, self._info, self._beside = job, models, info, beside
+        self._pool: ThreadPoolExecutor | None = None
+        self._future: Future[None] | None = None
+        self.track: VisualTrack | None = None
+        self.report = _absent("the visual branch did not run")
+        self.warnings: list[str] = []
+        self.elapsed_ms = 0.0
+
+    def __enter__(self) -> _VisualStage:
+        if not self._beside:
+            self._run()
+            return self
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visual-stage")
+        self._future = self._pool.submit(self._run)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is None or self._future is None:
+            return
+        try:
+            self._future.result()  # the branch's own error, if it raised one
+        finally:
+            self._pool.shutdown()
+
+    def _run(self) -> None:
+        start = time.perf_counter()
+        try:
+            partners = self._models.partner_face_models[: max(0, self._job.visual_split - 1)]
+            self.track, self.report = _visual_branch(self._job, self._models.face_models, self.warnings, partners)
+            self.report.format = media_format(self._info)
+        finally:
+            self.elapsed_ms = 1000 * (time.perf_counter() - start)
 
 
 def _visual_branch(

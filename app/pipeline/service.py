@@ -128,6 +128,7 @@ class Pipeline:
         if video is None and audio is None and transcript is None and not options.transcript_text:
             raise NoUsableInputError("no input: send a video, an audio file or a transcript")
         received = time.perf_counter()
+        idle = self.admission.admitted <= 1  # this interview is the only one in flight
         job = ExtractionJob(
             features=self.model.manifest.features,
             limits=self.limits,
@@ -145,7 +146,8 @@ class Pipeline:
             speech_recognition=self.settings.speech_recognition == "auto",
             return_transcript=options.return_transcript,
             # both cores for one interview only while it is the only one: under load, one each
-            visual_split=self.settings.visual_split if self.admission.admitted <= 1 else 1,
+            visual_split=self.settings.visual_split if idle else 1,
+            beside_visual=idle,
         )
         return Interview(
             request_id=request_id,
