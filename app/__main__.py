@@ -4,6 +4,8 @@ python -m app              serve on PHQ_HOST:PHQ_PORT (SIGTERM: in-flight reques
                            PHQ_SHUTDOWN_GRACE_S to finish, new connections are refused)
 python -m app hash-key     read an API key on stdin, print the sha256 digest that goes
                            into PHQ_API_KEY_HASHES (the key itself is never stored)
+python -m app stream-protocol
+                           print the /stream protocol as JSON Schemas (docs/stream-protocol.json)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description="PHQ-8 fusion service")
-    parser.add_argument("command", nargs="?", choices=["serve", "hash-key"], default="serve")
+    parser.add_argument("command", nargs="?", choices=["serve", "hash-key", "stream-protocol"], default="serve")
     args = parser.parse_args(argv)
     if args.command == "hash-key":
         from app.api.deps import key_digest
@@ -23,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
         if not key:
             parser.error('give the key on stdin, e.g. `printf %s "$KEY" | python -m app hash-key`')
         sys.stdout.write(key_digest(key) + "\n")
+        return 0
+    if args.command == "stream-protocol":
+        import json
+
+        from app.stream.protocol import message_schemas
+
+        sys.stdout.write(json.dumps(message_schemas(), indent=2, sort_keys=True) + "\n")
         return 0
 
     import uvicorn

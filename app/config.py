@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         3840 * 2160, ge=1, description="video frames larger than this are not decoded (visual branch skipped)"
     )
     max_streams: int = Field(16, ge=1, description="uploads with more streams are refused (415)")
+    # live sessions on /stream (README, "Live analysis")
+    stream_max_seconds: float = Field(2 * 3600.0, gt=0, description="a /stream session's media may run this long")
+    stream_max_frame_bytes: int = Field(1 << 20, ge=64, description="one binary /stream frame (a JPEG, a PCM block)")
+    stream_max_fps: float = Field(30.0, gt=0, le=120, description="/stream video frames closer than 1/this are refused")
+    stream_idle_timeout_s: float = Field(30.0, gt=0, description="a /stream session with no message this long ends")
     # evidence the visual branch needs: enough face, and a face that moves. Measured on the test
     # media (H.264, 320x240, 10 Hz): a looped still photo moves its landmarks by 0.0004 and its
     # pose by 0.02 degrees (robust SD), the same photo panned across the frame by 0.006 and 0.3;

@@ -68,6 +68,10 @@ class UnauthorizedError(ServiceError):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="phq-fusion"'})
 
 
+class IdleTimeoutError(ServiceError):
+    status, type, title = 408, "idle-timeout", "Nothing received for too long"
+
+
 class PayloadTooLargeError(ServiceError):
     status, type, title = 413, "payload-too-large", "Upload too large"
 

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from app.api import problems
-from app.api.routes import health, jobs, predict
+from app.api.routes import health, jobs, predict, stream
 from app.config import Settings
 from app.errors import InternalError
 from app.metrics import Metrics
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None, services: ServicesFactory = run
             max_age=600,
         )
     app.include_router(predict.router)
+    app.include_router(stream.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")

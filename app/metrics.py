@@ -10,8 +10,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 # queued: jobs only, the wait between their upload and their processing
 STAGES = (
-    "upload", "queued", "probe", "transcript", "decode", "speech", "separation", "recognition",
-    "visual", "audio", "text", "windows", "inference", "total",
+    "upload",
+    "queued",
+    "probe",
+    "transcript",
+    "decode",
+    "speech",
+    "separation",
+    "recognition",
+    "visual",
+    "audio",
+    "text",
+    "windows",
+    "inference",
+    "total",
 )
 OUTCOMES = ("ok", "client_error", "unusable_input", "unsupported_media", "too_large", "timeout", "error")
 REJECTIONS = ("unauthorized", "rate_limited", "overloaded", "jobs_full")
@@ -66,6 +78,17 @@ class Metrics:
         self.waiting = Gauge(
             "phq_requests_waiting",
             "Admitted predictions waiting for a free preprocessing worker",
+            registry=self.registry,
+        )
+        self.stream_sessions = Gauge(
+            "phq_stream_sessions_active",
+            "Live /stream sessions open now",
+            registry=self.registry,
+        )
+        self.stream_frames_total = Counter(
+            "phq_stream_frames_total",
+            "Messages with media received on /stream, by kind (audio, video, transcript)",
+            ["kind"],
             registry=self.registry,
         )
         self.rejected_total = Counter(

@@ -182,15 +182,29 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--model-version", type=int, metavar="N", help="require this served model version")
     output = predict.add_argument_group("output")
     output.add_argument("--no-timeline", action="store_true", help="ask for no per-window timeline")
-    output.add_argument(
-        "--return-transcript", action="store_true", help="ask for the words speech recognition heard"
-    )
+    output.add_argument("--return-transcript", action="store_true", help="ask for the words speech recognition heard")
     output.add_argument("--json", action="store_true", help="print the answer JSON to stdout instead of a summary")
     output.add_argument(
         "--async", dest="use_jobs", action="store_true", help="submit to /jobs and poll it, showing the job's progress"
     )
     output.add_argument("-q", "--quiet", action="store_true", help="no progress display on stderr")
     predict.set_defaults(command_parser=predict)  # usage errors below show the predict usage
+
+    stream = commands.add_parser(
+        "stream",
+        help="replay a recording as a live /stream session and print the updates",
+        description="Replay FILE (its pictures as JPEG frames, its audio as 100-ms PCM blocks) over the /stream "
+        "WebSocket, print each update, then the final estimate.",
+    )
+    stream.add_argument("file", metavar="FILE", help="the recording: a video (with or without audio) or an audio file")
+    stream.add_argument("--audio", metavar="PATH", help="a separate audio recording (instead of FILE's own track)")
+    stream.add_argument("--captions", metavar="PATH", help="live captions: a JSON list of {speaker, start, end, text}")
+    stream.add_argument("--participant-speaker", metavar="LABEL", help="the patient's speaker label in the captions")
+    stream.add_argument("--realtime", action="store_true", help="send at the recording's own pace, as a call would")
+    stream.add_argument("--url", metavar="URL", default=os.environ.get("PHQ_URL", DEFAULT_URL), help="service URL")
+    stream.add_argument("--api-key", metavar="KEY", default=os.environ.get("PHQ_API_KEY"), help="API key")
+    stream.add_argument("--json", action="store_true", help="print the final answer JSON instead of a summary")
+    stream.set_defaults(command_parser=stream)
     return parser
 
 
@@ -332,10 +346,98 @@ def _predict(args: argparse.Namespace, client: PhqClient, stdout: TextIO, stderr
     return EXIT_OK
 
 
+def stream_url(url: str) -> str:
+    """The /stream WebSocket URL of a service URL (http -> ws, https -> wss)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https", "ws", "wss"):
+        raise ValueError(f"the URL must start with http://, https://, ws:// or wss://, not {scheme}://")
+    ws = {"http": "ws", "https": "wss"}.get(scheme, scheme)
+    return f"{ws}://{rest.rstrip('/')}/stream"
+
+
+def _update_line(message: dict[str, Any]) -> str | None:
+    kind = message.get("type")
+    if kind == "ready":
+        return f"session {message.get('session')} ready"
+    if kind == "warning":
+        return "warning: " + str(message.get("message"))
+    if kind in ("window", "estimate"):
+        total = message.get("total")
+        return f"{kind}: total {total}" if total is not None else f"{kind}"
+    return None
+
+
+def run_stream(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """The ``stream`` command; returns the exit status."""
+    from pathlib import Path
+
+    from app.client.stream import config_message, has_audio, replay_frames, run_session
+
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    with _diagnostics_to(stderr):
+        try:
+            url = stream_url(args.url)
+        except ValueError as exc:
+            _error(str(exc))
+            return EXIT_USAGE
+        file = Path(args.file)
+        audio = Path(args.audio) if args.audio else None
+        captions = Path(args.captions) if args.captions else None
+        try:
+            import av
+
+            with av.open(str(file)) as container:
+                video = file if container.streams.video else None
+            sound = has_audio(audio) if audio is not None else has_audio(file)
+        except (OSError, av.error.FFmpegError) as exc:
+            _error(f"cannot read {file.name}: {type(exc).__name__}")
+            return EXIT_USAGE
+        config = config_message(
+            video, sound, captions is not None, participant_speaker=args.participant_speaker, api_key=args.api_key
+        )
+
+        def show(message: dict[str, Any]) -> None:
+            line = _update_line(message)
+            if line is not None and not args.json:
+                stdout.write(line + "\n")
+                stdout.flush()
+
+        try:
+            result = run_session(
+                url,
+                config,
+                replay_frames(video, audio or (file if video is None else None), captions),
+                realtime=args.realtime,
+                on_message=show,
+            )
+        except OSError as exc:
+            _error(f"cannot connect to {url}: {type(exc).__name__}; is the server running? (--url or PHQ_URL)")
+            return EXIT_FAILED
+        final = next((m for m in result.messages if m.get("type") == "final"), None)
+        if final is None:
+            error = next((m for m in result.messages if m.get("type") == "error"), None)
+            if error is None:
+                _error(f"the session ended without an answer (close code {result.close_code})")
+                return EXIT_FAILED
+            problem = error["problem"]
+            _error(f"{problem.get('status')} {problem.get('title')}: {problem.get('detail')}")
+            return EXIT_RETRY_LATER if problem.get("status") in (429, 503) else EXIT_FAILED
+        if args.json:
+            json.dump(final["answer"], stdout, indent=2)
+            stdout.write("\n")
+            return EXIT_OK
+        from app.client.summary import format_summary
+
+        stdout.write(format_summary(final["answer"]) + "\n")
+        return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage_error = args.command_parser.error
+    if args.command == "stream":
+        return run_stream(args)
     if not (args.video or args.audio or args.transcript or args.transcript_text):
         usage_error("nothing to send: give --video, --audio, --transcript or --transcript-text")
     if args.transcript and args.transcript_text is not None:

@@ -1,0 +1,131 @@
+"""WebSocket /stream against a real server (uvicorn, the worker pool, a real WebSocket client):
+the final answer equals /predict's for the same media, a dropped connection frees everything,
+and ``phq-client stream`` replays a recording as a live session."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from app.client.stream import config_message, replay_frames, run_session
+from tests.api.conftest import ANSWERS
+from tests.api.helpers import metric_sample
+from tests.media import face_frames, write_media
+
+FPS = 10
+
+
+@pytest.fixture(scope="module")
+def session_media(media: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An MJPEG video (its JPEG pictures are what a live client sends), the speech as WAV, captions."""
+    folder = tmp_path_factory.mktemp("stream-media")
+    seconds = float(media["seconds"])
+    video = write_media(
+        folder / "call.mkv",
+        face_frames(round(seconds * FPS), (320, 240), "pan"),
+        FPS,
+        [],
+        video_codec="mjpeg",
+        container_format="matroska",
+    )
+    lines = ANSWERS * 2
+    step = seconds / len(lines)
+    captions = [
+        {"speaker": "Participant", "start": round(k * step, 3), "end": round((k + 1) * step, 3), "text": text}
+        for k, text in enumerate(lines)
+    ]
+    (folder / "captions.json").write_text(json.dumps(captions))
+    return {"video": video, "audio": media["wav"], "captions": folder / "captions.json"}
+
+
+def _ws(server: str) -> str:
+    return server.replace("http://", "ws://") + "/stream"
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_the_final_answer_equals_predict_for_the_same_media(
+    server: str, client: httpx.Client, session_media: dict[str, Path]
+) -> None:
+    video, audio, captions = session_media["video"], session_media["audio"], session_media["captions"]
+    result = run_session(_ws(server), config_message(video, True, True), replay_frames(video, audio, captions))
+    assert result.close_code == 1000, result.messages[-1:]
+    assert [m["type"] for m in result.messages] == ["ready", "final"]
+    streamed = result.messages[-1]["answer"]
+    with video.open("rb") as v, audio.open("rb") as a, captions.open("rb") as c:
+        files = {
+            "video": ("call.mkv", v, "video/x-matroska"),
+            "audio": ("speech.wav", a, "audio/wav"),
+            "transcript": ("captions.json", c, "application/json"),
+        }
+        response = client.post("/predict", files=files)
+    assert response.status_code == 200, response.text
+    posted = response.json()
+    for name in ("visual", "audio", "text"):
+        assert streamed["inputs"][name]["used"], name
+    assert abs(streamed["phq8"]["total"] - posted["phq8"]["total"]) <= 1e-3
+    scores = [[item["score"] for item in answer["phq8"]["items"]] for answer in (streamed, posted)]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-3)
+    assert streamed["attention"]["modalities"] == pytest.approx(posted["attention"]["modalities"], abs=1e-3)
+    assert streamed["phq8"]["interval"] == pytest.approx(posted["phq8"]["interval"], abs=1e-3)
+    assert streamed["warnings"] == posted["warnings"]
+
+
+def test_a_dropped_connection_frees_the_session(server: str, client: httpx.Client, spool_dir: Path) -> None:
+    with connect(_ws(server)) as websocket:
+        websocket.send(json.dumps({"type": "config", "audio": {}}))
+        assert json.loads(websocket.recv(timeout=30))["type"] == "ready"
+        for _ in range(50):
+            websocket.send(b"\x01" + b"\x10\x00" * 1600)
+        deadline = time.monotonic() + 10
+        while not list(spool_dir.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(spool_dir.iterdir()), "the session's folder should exist while it runs"
+        websocket.socket.close()  # gone without a close frame, as a dropped call is
+    deadline = time.monotonic() + 10
+    while list(spool_dir.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(spool_dir.iterdir()) == []
+    metrics = client.get("/metrics").text
+    assert metric_sample(metrics, "phq_stream_sessions_active") == 0
+    assert metric_sample(metrics, "phq_stream_frames_total", kind="audio") >= 50
+    assert client.post("/predict", data={"transcript_text": " ".join(ANSWERS)}).status_code == 200
+
+
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.client", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_phq_client_stream_prints_the_session_and_its_final_estimate(
+    server: str, client: httpx.Client, session_media: dict[str, Path]
+) -> None:
+    video, audio, captions = session_media["video"], session_media["audio"], session_media["captions"]
+    done = _cli("stream", str(video), "--audio", str(audio), "--captions", str(captions), "--url", server, "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["inputs"]["visual"]["used"] and answer["inputs"]["text"]["used"]
+    summary = _cli("stream", str(video), "--audio", str(audio), "--captions", str(captions), "--url", server)
+    assert summary.returncode == 0, summary.stderr
+    assert summary.stdout.startswith("session ") and " ready\n" in summary.stdout
+    assert f"{answer['phq8']['total']:.1f} / 24" in summary.stdout  # the same final answer, summarised
+
+
+def test_phq_client_stream_realtime_keeps_the_recordings_pace_and_reports_a_refusal(
+    server: str, tmp_path: Path
+) -> None:
+    from tests.media import speech_signal, write_audio
+
+    clip = write_audio(speech_signal(ANSWERS[0]), 16000, tmp_path / "short.wav")
+    seconds = float(speech_signal(ANSWERS[0]).size / 16000)
+    started = time.monotonic()
+    done = _cli("stream", str(clip), "--realtime", "--url", server)
+    elapsed = time.monotonic() - started
+    assert elapsed >= seconds - 0.2  # paced to the clip's own length
+    assert done.returncode == 1
+    assert "422" in done.stderr and "no modality is usable" in done.stderr

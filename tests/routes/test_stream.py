@@ -1,0 +1,149 @@
+"""WebSocket /stream in process (the app's own route, a real ONNX Runtime pipeline behind it):
+each protocol error gets its problem and its close code, keys and rate limits hold as on
+/predict, and no session leaves a file behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from app.pipeline.extraction import ExtractionModels
+from tests.routes.conftest import in_process
+from tests.routes.helpers import TRANSCRIPT
+
+KEY = "k-3c1d-stream"
+CONFIG = {"type": "config", "audio": {}, "video": {}, "captions": True}
+
+
+def _jpeg(width: int = 64, height: int = 48) -> bytes:
+    return cv2.imencode(".jpg", np.full((height, width, 3), 90, np.uint8))[1].tobytes()
+
+
+def _video(at: float, jpeg: bytes | None = None) -> bytes:
+    return b"\x02" + struct.pack("<d", at) + (jpeg if jpeg is not None else _jpeg())
+
+
+def _session(client: TestClient, *messages: dict | bytes | str, headers: dict | None = None) -> tuple[list, int]:
+    """Send ``messages`` (dicts as JSON text), then read until the server closes: (its messages, close code)."""
+    received = []
+    with client.websocket_connect("/stream", headers=headers or {}) as websocket:
+        for message in messages:
+            if isinstance(message, bytes):
+                websocket.send_bytes(message)
+            else:
+                websocket.send_text(message if isinstance(message, str) else json.dumps(message))
+        while True:
+            event = websocket.receive()
+            if event["type"] == "websocket.close":
+                return received, event["code"]
+            received.append(json.loads(event["text"]))
+
+
+def _refused(received: list, code: int, slug: str) -> dict:
+    assert received[-1]["type"] == "error", received
+    problem = received[-1]["problem"]
+    assert problem["status"] == code - 4000 and problem["type"].endswith("/" + slug)
+    assert problem["instance"]
+    return problem
+
+
+@pytest.fixture()
+def no_leftovers(spool: Path) -> Iterator[None]:
+    yield
+    assert list(spool.iterdir()) == [], "a session left files behind"
+
+
+@pytest.mark.usefixtures("no_leftovers")
+@pytest.mark.parametrize(
+    ("messages", "code", "slug"),
+    [
+        ((b"\x02" + b"\x00" * 20,), 4400, "bad-request"),  # media before any config
+        (("not json",), 4400, "bad-request"),
+        (({"type": "config", "video": {"format": "png"}},), 4400, "bad-request"),
+        ((CONFIG, {"type": "caption", "text": "x"}), 4400, "bad-request"),
+        ((CONFIG, b"\x07abc"), 4400, "bad-request"),
+        ((CONFIG, _video(1.0), _video(0.5)), 4400, "bad-request"),  # out of order
+        ((CONFIG, b"\x01" + b"\x00" * (1 << 20)), 4413, "payload-too-large"),  # over the frame cap
+        ((CONFIG, _video(0.0, b"GIF89a" + b"\x00" * 40)), 4415, "unsupported-media"),
+        ((CONFIG, {"type": "end"}), 4422, "no-usable-input"),  # nothing was sent
+    ],
+    ids=[
+        "binary-first",
+        "not-json",
+        "bad-config",
+        "unknown-type",
+        "unknown-frame-kind",
+        "timestamps-go-back",
+        "oversize-frame",
+        "not-jpeg",
+        "nothing-sent",
+    ],
+)
+def test_each_protocol_error_gets_its_problem_and_close_code(
+    app_client: TestClient, messages: tuple, code: int, slug: str
+) -> None:
+    received, closed = _session(app_client, *messages)
+    assert closed == code
+    _refused(received, code, slug)
+
+
+def test_a_transcript_only_session_is_answered_as_predict_answers_it(app_client: TestClient, spool: Path) -> None:
+    captions = [
+        {"type": "transcript", "speaker": "Participant", "start": 4.0 * k, "end": 4.0 * k + 3.5, "text": sentence}
+        for k, sentence in enumerate(TRANSCRIPT.split(". "))
+    ]
+    received, closed = _session(app_client, {"type": "config", "captions": True}, *captions, {"type": "end"})
+    assert closed == 1000
+    assert [m["type"] for m in received] == ["ready", "final"]
+    assert received[0]["session"] == received[1]["answer"]["request_id"]
+    streamed = received[1]["answer"]
+    segments = [{k: c[k] for k in ("speaker", "start", "end", "text")} for c in captions]
+    posted = app_client.post(
+        "/predict", files={"transcript": ("t.json", json.dumps(segments).encode(), "application/json")}
+    ).json()
+    assert streamed["inputs"]["text"]["used"] and not streamed["inputs"]["audio"]["used"]
+    assert abs(streamed["phq8"]["total"] - posted["phq8"]["total"]) <= 1e-3
+    assert list(spool.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def keyed_client(tmp_path_factory: pytest.TempPathFactory, extraction_models: ExtractionModels) -> Iterator[TestClient]:
+    settings = Settings(
+        spool_dir=tmp_path_factory.mktemp("keyed-spool"),
+        providers=["cpu"],
+        api_key_hashes=[hashlib.sha256(KEY.encode()).hexdigest()],
+        stream_idle_timeout_s=0.5,
+        rate_limit_per_minute=4,
+    )
+    with TestClient(create_app(settings, services=in_process(extraction_models))) as client:
+        yield client
+
+
+def test_a_session_needs_a_key_in_a_header_or_its_config(keyed_client: TestClient) -> None:
+    received, closed = _session(keyed_client, CONFIG)
+    assert closed == 4401
+    _refused(received, closed, "unauthorized")
+    received, closed = _session(keyed_client, {**CONFIG, "api_key": KEY + "x"})
+    assert closed == 4401
+    # a right key (either way) gets the session going; then it idles out
+    for headers, config in (({"X-API-Key": KEY}, CONFIG), ({}, {**CONFIG, "api_key": KEY})):
+        received, closed = _session(keyed_client, config, headers=headers)
+        assert received[0]["type"] == "ready"
+        assert closed == 4408
+        _refused(received, closed, "idle-timeout")
+
+
+def test_a_client_over_its_rate_is_refused_before_its_session_starts(keyed_client: TestClient) -> None:
+    codes = [_session(keyed_client, {**CONFIG, "api_key": KEY}, {"type": "end"})[1] for _ in range(6)]
+    assert 4429 in codes
+    assert set(codes) <= {4422, 4429}  # an empty session is refused; over the rate, not even begun
