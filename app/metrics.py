@@ -91,6 +91,12 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.stream_estimate_lag = Histogram(
+            "phq_stream_estimate_lag_seconds",
+            "From the media an estimate covers being in to its estimate sent (/stream processing lag)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
         self.rejected_total = Counter(
             "phq_rejected_total",
             "Predictions refused before their upload was read, by reason",

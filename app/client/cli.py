@@ -361,9 +361,21 @@ def _update_line(message: dict[str, Any]) -> str | None:
         return f"session {message.get('session')} ready"
     if kind == "warning":
         return "warning: " + str(message.get("message"))
-    if kind in ("window", "estimate"):
-        total = message.get("total")
-        return f"{kind}: total {total}" if total is not None else f"{kind}"
+    if kind == "window":
+        span = f"{message['start_s']:.0f}-{message['end_s']:.0f} s"
+        return f"window {message['index'] + 1} ({span}): total {message['total']:.1f}"
+    if kind == "estimate":
+        at = f"estimate at {message['stream_s']:.0f} s"
+        if message.get("total") is None:
+            states = message.get("modalities", {})
+            reasons = "; ".join(
+                f"{name}: {state.get('reason')}" for name, state in states.items() if state.get("reason")
+            )
+            return f"{at}: not yet ({reasons})"
+        interval = message["interval"]
+        return (
+            f"{at}: total {message['total']:.1f} [{interval['low']:.1f}-{interval['high']:.1f}], {message['severity']}"
+        )
     return None
 
 

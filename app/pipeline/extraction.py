@@ -398,7 +398,9 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
         reports["text"].source = "speech recognition"
     if visual_track is None and audio_track is None and text_track is None:
         reasons = "; ".join(f"{m}: {r.reason}" for m, r in reports.items() if not r.used)
-        raise NoUsableInputError(f"no modality is usable ({reasons})")
+        # each modality's reason also as a member of the problem, for clients that act on it
+        why = {m: r.reason for m, r in reports.items() if not r.used}
+        raise NoUsableInputError(f"no modality is usable ({reasons})", reasons=why)
     with _stage(timings, "windows"):
         windows = build_windows(features, visual=visual_track, audio=audio_track, text=text_track)
     for k, name in enumerate(MODALITIES):

@@ -34,6 +34,7 @@ from app.pipeline.extraction import Extracted, ExtractionJob, InputLimits
 from app.pipeline.interview import MEDIA_FIELDS, Interview, Receive, parse_options
 from app.speech.sources import CHANNEL_NAMES
 from app.upload import private_folder
+from app.upload.form import ReceivedForm
 from app.windows import WindowBatch
 
 
@@ -115,9 +116,20 @@ class Pipeline:
 
     # -- the stages --------------------------------------------------------------------------
 
+    async def interim(self, form: ReceivedForm, request_id: str) -> PredictResponse:
+        """The answer for the media of a live session so far, while the session holds its admission
+        ticket: the same checks, extraction and answer as ``predict``, without the speech stage (it
+        would hear the whole call again at every update; the final answer runs it) and outside the
+        prediction metrics (one session, one prediction)."""
+        interview = self._interview(form, request_id, time.perf_counter(), speech_stage=False)
+        extracted = await self._extract(interview)
+        return await self._answer(interview, extracted)
+
     async def _receive(self, receive: Receive, folder: Path, request_id: str, started: float) -> Interview:
         """The uploads into ``folder`` (caps: 413), then checked (400, 415, 422) before any work."""
-        form = await receive(folder)
+        return self._interview(await receive(folder), request_id, started)
+
+    def _interview(self, form: ReceivedForm, request_id: str, started: float, speech_stage: bool = True) -> Interview:
         options = parse_options(form.fields)
         video, audio, transcript = (form.files.get(name) for name in MEDIA_FIELDS)
         if transcript is not None and options.transcript_text is not None:
@@ -142,8 +154,8 @@ class Pipeline:
             participant_channel=(
                 None if options.participant_channel is None else CHANNEL_NAMES.index(options.participant_channel)
             ),
-            speaker_separation=self.settings.speaker_separation == "auto",
-            speech_recognition=self.settings.speech_recognition == "auto",
+            speaker_separation=speech_stage and self.settings.speaker_separation == "auto",
+            speech_recognition=speech_stage and self.settings.speech_recognition == "auto",
             return_transcript=options.return_transcript,
             # both cores for one interview only while it is the only one: under load, one each
             visual_split=self.settings.visual_split if idle else 1,

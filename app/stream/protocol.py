@@ -9,10 +9,12 @@ frames and ``transcript`` segments (JSON text), then ``end`` (JSON text).
   little-endian) + one baseline or progressive JPEG picture; timestamps increase.
 
 Server -> client: ``ready`` once the config is accepted (the session id and the limits),
-``warning`` as conditions arise, ``final`` (the same answer /predict gives for the media as
-streamed) and a normal close, or ``error`` (an RFC 9457 problem) and a close whose code is
-4000 + the HTTP status /predict would have answered (4400 bad message, 4401 key, 4408 idle,
-4413 too large or too long, 4415 not JPEG, 4422 nothing usable, 4429 rate, 4503 full, ...).
+``estimate`` (the running answer for the audio and captions so far, at most every 10 s of
+stream time) and ``window`` (each completed 60-s window), ``warning`` as conditions arise,
+``final`` (the same answer /predict gives for the media as streamed) and a normal close,
+or ``error`` (an RFC 9457 problem) and a close whose code is 4000 + the HTTP status
+/predict would have answered (4400 bad message, 4401 key, 4408 idle, 4413 too large or too
+long, 4415 not JPEG, 4422 nothing usable, 4429 rate, 4503 full, ...).
 
 ``message_schemas`` is the machine-readable form (a JSON Schema per message) that
 docs/stream-protocol.json holds.
@@ -100,6 +102,42 @@ class ReadyMessage(_Message):
     type: Literal["ready"] = "ready"
     session: str = Field(..., description="the request id of this session (X-Request-ID on /predict)")
     limits: dict[str, float] = Field(..., description="the caps this session runs under")
+
+
+class ModalityState(_Message):
+    used: bool
+    reason: str | None = Field(None, description="why it is not used in this estimate")
+
+
+class WindowMessage(_Message):
+    """One completed 60-s window of the stream's audio and captions, fused on its own."""
+
+    type: Literal["window"] = "window"
+    index: int = Field(..., ge=0, description="0 for the first window; windows overlap by 10 s")
+    start_s: float
+    end_s: float
+    total: float = Field(..., description="PHQ-8 total from this window alone")
+    weights: dict[str, float] = Field(..., description="modality weights in this window")
+
+
+class EstimateMessage(_Message):
+    """The running participant-level answer for the media so far (at most every 10 s of stream time).
+
+    It comes from the audio and the captions so far; the video and speech recognition are
+    analysed for the final answer only (this version). ``total`` is None while nothing is usable yet.
+    """
+
+    type: Literal["estimate"] = "estimate"
+    stream_s: float = Field(..., description="the stream time this estimate covers")
+    total: float | None = None
+    interval: dict[str, Any] | None = None
+    severity: str | None = None
+    band_probabilities: dict[str, float] | None = None
+    probability_at_or_above_cutoff: float | None = None
+    weights: dict[str, float] | None = None
+    windows: int = 0
+    reason: str | None = Field(None, description="why there is no total yet")
+    modalities: dict[str, ModalityState] = Field(default_factory=dict)
 
 
 class WarningMessage(_Message):
@@ -199,6 +237,8 @@ def message_schemas() -> dict[str, Any]:
         },
         "server": {
             "ready": ReadyMessage.model_json_schema(),
+            "window": WindowMessage.model_json_schema(),
+            "estimate": EstimateMessage.model_json_schema(),
             "warning": WarningMessage.model_json_schema(),
             "final": FinalMessage.model_json_schema(),
             "error": ErrorMessage.model_json_schema(),

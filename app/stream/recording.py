@@ -93,7 +93,7 @@ class StreamRecording:
             self._wav.setnchannels(1)
             self._wav.setsampwidth(SAMPLE_BYTES)
             self._wav.setframerate(SAMPLE_RATE)
-        self._wav.writeframesraw(pcm)
+        self._wav.writeframes(pcm)  # the header follows: the file so far is a valid WAV (``snapshot``)
         self._audio_bytes += len(pcm)
 
     def add_video(self, timestamp: float, jpeg: bytes) -> None:
@@ -165,6 +165,26 @@ class StreamRecording:
         if self.config.participant_speaker is not None:
             form.fields["participant_speaker"] = self.config.participant_speaker
         form.fields["include_timeline"] = "true" if self.config.include_timeline else "false"
+        return form
+
+    @property
+    def covered_seconds(self) -> float:
+        """How far the audio and the captions reach on the session clock (what ``snapshot`` holds)."""
+        captions = float(self._segments[-1]["end"]) if self._segments else 0.0  # type: ignore[arg-type]
+        return max(self.audio_seconds, captions)
+
+    def snapshot(self) -> ReceivedForm:
+        """The audio and captions so far as a form (the video waits for the end: see EstimateMessage)."""
+        form = ReceivedForm()
+        audio = self.folder / "stream-audio.wav"
+        if self._audio_bytes:
+            form.files["audio"] = ReceivedFile(audio.stat().st_size, "wav", "audio/wav", path=audio)
+        if self._segments:
+            data = json.dumps(self._segments).encode("utf-8")
+            form.files["transcript"] = ReceivedFile(len(data), "json", "application/json", data=data)
+        if self.config.participant_speaker is not None:
+            form.fields["participant_speaker"] = self.config.participant_speaker
+        form.fields["include_timeline"] = "true"
         return form
 
     def close(self) -> None:

@@ -11,17 +11,25 @@ route (app/api/routes/stream.py) only adapts its messages to ``Incoming`` and ``
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from app.errors import BadRequestError, IdleTimeoutError
+from pydantic import BaseModel
+
+from app.answer.schema import PredictResponse
+from app.errors import BadRequestError, IdleTimeoutError, ServiceError
 from app.metrics import Metrics
 from app.stream.protocol import (
     AUDIO_FRAME,
     VIDEO_FRAME,
     ConfigMessage,
     EndMessage,
+    EstimateMessage,
+    ModalityState,
     ReadyMessage,
+    WindowMessage,
     parse_client_text,
     split_video_frame,
     too_large,
@@ -33,6 +41,13 @@ from app.upload.form import ReceivedForm
 Incoming = Callable[[], Awaitable[str | bytes]]
 # sends one JSON message to the client
 Outgoing = Callable[[dict], Awaitable[None]]
+# the answer for a form of the session's media so far (Pipeline.interim)
+Interim = Callable[[ReceivedForm], Awaitable[PredictResponse]]
+
+# a running estimate at most this often, in stream time
+ESTIMATE_EVERY_S = 10.0
+VISUAL_AT_THE_END = "the video is analysed for the final answer"
+log = logging.getLogger("app.stream")
 
 
 async def next_within(incoming: Incoming, timeout_s: float) -> str | bytes:
@@ -54,9 +69,14 @@ class StreamSession:
         limits: StreamLimits,
         request_id: str,
         metrics: Metrics,
+        interim: Interim | None = None,
     ) -> None:
         self.config, self.limits, self.request_id = config, limits, request_id
         self._incoming, self._outgoing, self._metrics = incoming, outgoing, metrics
+        self._interim = interim
+        self._estimating: asyncio.Task[None] | None = None  # one interim estimate at a time
+        self._next_estimate_s = ESTIMATE_EVERY_S
+        self._windows_sent = 0
 
     async def receive(self, folder: Path) -> ReceivedForm:
         recording = StreamRecording(folder, self.config, self.limits)
@@ -67,13 +87,72 @@ class StreamSession:
                 if isinstance(message, str):
                     parsed = parse_client_text(message)
                     if isinstance(parsed, EndMessage):
+                        await self._settled()
                         return recording.form()
                     recording.add_segment(parsed)
                     self._metrics.stream_frames_total.labels(kind="transcript").inc()
-                    continue
-                self._frame(recording, message)
+                else:
+                    self._frame(recording, message)
+                self._maybe_estimate(recording)
         finally:
+            await self._settled()  # never a worker reading the folder after it is removed
             recording.close()
+
+    # -- running estimates -------------------------------------------------------------------
+
+    def _maybe_estimate(self, recording: StreamRecording) -> None:
+        """Start an estimate of the media so far once 10 s more of it came and none is running:
+        a client faster than the pipeline gets fewer estimates, never a queue of them."""
+        covered = recording.covered_seconds
+        if self._interim is None or covered < self._next_estimate_s:
+            return
+        if self._estimating is not None and not self._estimating.done():
+            return
+        self._next_estimate_s = covered + ESTIMATE_EVERY_S
+        self._estimating = asyncio.create_task(self._estimate(recording.snapshot(), covered, time.perf_counter()))
+
+    async def _settled(self) -> None:
+        if self._estimating is not None:
+            await asyncio.wait({self._estimating})
+
+    async def _estimate(self, form: ReceivedForm, covered_s: float, media_in: float) -> None:
+        assert self._interim is not None
+        try:
+            try:
+                answer = await self._interim(form)
+            except ServiceError as exc:
+                # nothing usable yet (or not this time): said, and the session goes on
+                reasons = exc.extra.get("reasons")
+                states = (
+                    {name: ModalityState(used=False, reason=str(why)) for name, why in reasons.items()}
+                    if isinstance(reasons, dict)
+                    else {}
+                )
+                if self.config.video is not None:
+                    states["visual"] = ModalityState(used=False, reason=VISUAL_AT_THE_END)
+                await self._send(EstimateMessage(stream_s=covered_s, reason=exc.detail, modalities=states))
+                return
+            for window in (answer.timeline or [])[self._windows_sent :]:
+                if window.end_s > covered_s + 1e-6:
+                    break  # not complete yet
+                weights = window.modalities.model_dump()
+                await self._send(
+                    WindowMessage(
+                        index=self._windows_sent,
+                        start_s=window.start_s,
+                        end_s=window.end_s,
+                        total=window.total,
+                        weights=weights,
+                    )
+                )
+                self._windows_sent += 1
+            await self._send(_estimate_message(answer, covered_s, self.config.video is not None))
+            self._metrics.stream_estimate_lag.observe(time.perf_counter() - media_in)
+        except Exception as exc:  # an estimate that fails must not end the call; its type only is logged
+            log.warning("interim estimate failed: %s", type(exc).__name__, extra={"request_id": self.request_id})
+
+    async def _send(self, message: BaseModel) -> None:
+        await self._outgoing(message.model_dump())
 
     def _frame(self, recording: StreamRecording, frame: bytes) -> None:
         if len(frame) > self.limits.max_frame_bytes:
@@ -88,3 +167,28 @@ class StreamSession:
             self._metrics.stream_frames_total.labels(kind="video").inc()
         else:
             raise BadRequestError("a binary frame must start with 0x01 (audio) or 0x02 (video)")
+
+
+def _estimate_message(answer: PredictResponse, covered_s: float, video_streamed: bool) -> EstimateMessage:
+    phq8 = answer.phq8
+    modalities = {
+        name: ModalityState(used=report.used, reason=report.reason)
+        for name, report in (
+            ("visual", answer.inputs.visual),
+            ("audio", answer.inputs.audio),
+            ("text", answer.inputs.text),
+        )
+    }
+    if video_streamed:
+        modalities["visual"] = ModalityState(used=False, reason=VISUAL_AT_THE_END)
+    return EstimateMessage(
+        stream_s=covered_s,
+        total=phq8.total,
+        interval=phq8.interval.model_dump(),
+        severity=phq8.severity,
+        band_probabilities=phq8.band_probabilities.model_dump(),
+        probability_at_or_above_cutoff=phq8.probability_at_or_above_cutoff,
+        weights=answer.attention.modalities.model_dump(),
+        windows=len(answer.timeline or []),
+        modalities=modalities,
+    )

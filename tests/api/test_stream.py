@@ -56,7 +56,8 @@ def test_the_final_answer_equals_predict_for_the_same_media(
     video, audio, captions = session_media["video"], session_media["audio"], session_media["captions"]
     result = run_session(_ws(server), config_message(video, True, True), replay_frames(video, audio, captions))
     assert result.close_code == 1000, result.messages[-1:]
-    assert [m["type"] for m in result.messages] == ["ready", "final"]
+    kinds = [m["type"] for m in result.messages]
+    assert kinds[0] == "ready" and kinds[-1] == "final" and set(kinds[1:-1]) <= {"estimate", "window"}
     streamed = result.messages[-1]["answer"]
     with video.open("rb") as v, audio.open("rb") as a, captions.open("rb") as c:
         files = {

@@ -28,9 +28,7 @@ class BrokenFusion:
         raise RuntimeError(SECRET)
 
 
-def test_a_bug_is_a_500_internal_error_without_its_message(
-    tmp_path: Path, extraction_models: ExtractionModels
-) -> None:
+def test_a_bug_is_a_500_internal_error_without_its_message(tmp_path: Path, extraction_models: ExtractionModels) -> None:
     real = in_process(extraction_models)
 
     @asynccontextmanager
@@ -71,3 +69,12 @@ def test_every_catalogued_error_survives_the_worker_pipe() -> None:
         ServiceError.__init__(error, "what was wrong with which field", headers={"Retry-After": "3"}, errors=[])
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is cls and copy.problem_body("r") == error.problem_body("r")
+
+
+def test_nothing_usable_names_each_modalitys_reason_as_a_member(app_client: TestClient) -> None:
+    response = app_client.post("/predict", data={"transcript_text": "Only a few words here."})
+    body = problem(response, 422, "no-usable-input")
+    assert set(body["reasons"]) == {"visual", "audio", "text"}
+    assert body["reasons"]["visual"] == "no video given"
+    assert "words from the participant" in body["reasons"]["text"]
+    assert "Only a few words" not in response.text  # never the content

@@ -5,6 +5,7 @@ each protocol error gets its problem and its close code, keys and rate limits ho
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import struct
 from collections.abc import Iterator
@@ -102,11 +103,26 @@ def test_a_transcript_only_session_is_answered_as_predict_answers_it(app_client:
         {"type": "transcript", "speaker": "Participant", "start": 4.0 * k, "end": 4.0 * k + 3.5, "text": sentence}
         for k, sentence in enumerate(TRANSCRIPT.split(". "))
     ]
-    received, closed = _session(app_client, {"type": "config", "captions": True}, *captions, {"type": "end"})
-    assert closed == 1000
-    assert [m["type"] for m in received] == ["ready", "final"]
-    assert received[0]["session"] == received[1]["answer"]["request_id"]
-    streamed = received[1]["answer"]
+    # paced as a call is: after each 10 s of captions the client waits for the estimate they started
+    received: list[dict] = []
+    with app_client.websocket_connect("/stream") as websocket:
+        websocket.send_json({"type": "config", "captions": True})
+        received.append(websocket.receive_json())
+        due = 10.0
+        for caption in captions:
+            websocket.send_json(caption)
+            if caption["end"] >= due:
+                due = caption["end"] + 10.0
+                while True:
+                    received.append(websocket.receive_json())
+                    if received[-1]["type"] == "estimate":
+                        break
+        websocket.send_json({"type": "end"})
+        received.append(websocket.receive_json())
+    kinds = [m["type"] for m in received]
+    assert kinds[0] == "ready" and kinds[-1] == "final" and set(kinds[1:-1]) <= {"estimate", "window"}
+    assert received[0]["session"] == received[-1]["answer"]["request_id"]
+    streamed = received[-1]["answer"]
     segments = [{k: c[k] for k in ("speaker", "start", "end", "text")} for c in captions]
     posted = app_client.post(
         "/predict", files={"transcript": ("t.json", json.dumps(segments).encode(), "application/json")}
@@ -147,3 +163,44 @@ def test_a_client_over_its_rate_is_refused_before_its_session_starts(keyed_clien
     codes = [_session(keyed_client, {**CONFIG, "api_key": KEY}, {"type": "end"})[1] for _ in range(6)]
     assert 4429 in codes
     assert set(codes) <= {4422, 4429}  # an empty session is refused; over the rate, not even begun
+
+
+def test_running_estimates_and_windows_follow_the_stream(app_client: TestClient) -> None:
+    sentences = [s.strip() for s in TRANSCRIPT.split(".") if s.strip()]
+    captions = [
+        {"type": "transcript", "speaker": "Participant", "start": 4.0 * k, "end": 4.0 * k + 3.8, "text": text}
+        for k, text in enumerate((sentences * 5)[:30])  # 120 s of captions
+    ]
+    # paced as a call is: after each 10 s of captions the client waits for the estimate they started
+    received: list[dict] = []
+    with app_client.websocket_connect("/stream") as websocket:
+        websocket.send_json({"type": "config", "captions": True})
+        received.append(websocket.receive_json())
+        due = 10.0
+        for caption in captions:
+            websocket.send_json(caption)
+            if caption["end"] >= due:
+                due = caption["end"] + 10.0
+                while True:
+                    received.append(websocket.receive_json())
+                    if received[-1]["type"] == "estimate":
+                        break
+        websocket.send_json({"type": "end"})
+        received.append(websocket.receive_json())
+    estimates = [m for m in received if m["type"] == "estimate"]
+    covered = [m["stream_s"] for m in estimates]
+    assert covered == sorted(covered) and all(b - a >= 10.0 for a, b in itertools.pairwise(covered))
+    scored = [m for m in estimates if m["total"] is not None]
+    assert len(scored) >= 2, estimates
+    for message in scored:
+        assert 0 <= message["interval"]["low"] <= message["total"] <= message["interval"]["high"] <= 24
+        assert sum(message["band_probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert message["modalities"]["text"]["used"] and not message["modalities"]["audio"]["used"]
+    # a window is sent once it is complete, before the estimate that covers it, in order
+    for position, message in enumerate(received):
+        if message["type"] == "window":
+            following = next(m for m in received[position:] if m["type"] == "estimate")
+            assert message["end_s"] <= following["stream_s"]
+    indices = [m["index"] for m in received if m["type"] == "window"]
+    assert indices == list(range(len(indices))) and len(indices) >= 1
+    assert received[-1]["type"] == "final"

@@ -78,8 +78,17 @@ async def stream(websocket: WebSocket) -> None:
         except RateLimitedError:
             services.metrics.rejected_total.labels(reason="rate_limited").inc()
             raise
-        session = StreamSession(config, connection.incoming, connection.outgoing, limits, request_id, services.metrics)
-        answer = await services.pipeline.predict(session.receive, request_id)
+        pipeline = services.pipeline
+        session = StreamSession(
+            config,
+            connection.incoming,
+            connection.outgoing,
+            limits,
+            request_id,
+            services.metrics,
+            interim=lambda form: pipeline.interim(form, request_id),
+        )
+        answer = await pipeline.predict(session.receive, request_id)
         await connection.outgoing(FinalMessage(answer=answer.model_dump(mode="json")).model_dump())
     except (BodyInterrupted, WebSocketDisconnect):
         code = None  # the client went away: nothing to send
