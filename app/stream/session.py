@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from app.answer.schema import PredictResponse
 from app.errors import BadRequestError, IdleTimeoutError, ServiceError
 from app.metrics import Metrics
+from app.stream.monitor import AudioMonitor
 from app.stream.protocol import (
     AUDIO_FRAME,
     VIDEO_FRAME,
@@ -29,6 +30,7 @@ from app.stream.protocol import (
     EstimateMessage,
     ModalityState,
     ReadyMessage,
+    WarningMessage,
     WindowMessage,
     parse_client_text,
     split_video_frame,
@@ -77,6 +79,7 @@ class StreamSession:
         self._estimating: asyncio.Task[None] | None = None  # one interim estimate at a time
         self._next_estimate_s = ESTIMATE_EVERY_S
         self._windows_sent = 0
+        self._audio_monitor = AudioMonitor()
 
     async def receive(self, folder: Path) -> ReceivedForm:
         recording = StreamRecording(folder, self.config, self.limits)
@@ -92,7 +95,8 @@ class StreamSession:
                     recording.add_segment(parsed)
                     self._metrics.stream_frames_total.labels(kind="transcript").inc()
                 else:
-                    self._frame(recording, message)
+                    for warning in self._frame(recording, message):
+                        await self._send(WarningMessage(message=warning))
                 self._maybe_estimate(recording)
         finally:
             await self._settled()  # never a worker reading the folder after it is removed
@@ -154,17 +158,20 @@ class StreamSession:
     async def _send(self, message: BaseModel) -> None:
         await self._outgoing(message.model_dump())
 
-    def _frame(self, recording: StreamRecording, frame: bytes) -> None:
+    def _frame(self, recording: StreamRecording, frame: bytes) -> list[str]:
+        """Record one binary frame; the live warnings it starts."""
         if len(frame) > self.limits.max_frame_bytes:
             raise too_large("a binary frame", self.limits.max_frame_bytes)
         kind = frame[0] if frame else None
         if kind == AUDIO_FRAME:
             recording.add_audio(frame[1:])
             self._metrics.stream_frames_total.labels(kind="audio").inc()
+            return self._audio_monitor.feed(frame[1:])
         elif kind == VIDEO_FRAME:
             timestamp, jpeg = split_video_frame(frame[1:])
             recording.add_video(timestamp, jpeg)
             self._metrics.stream_frames_total.labels(kind="video").inc()
+            return []
         else:
             raise BadRequestError("a binary frame must start with 0x01 (audio) or 0x02 (video)")
 

@@ -15,7 +15,7 @@ import pytest
 from websockets.sync.client import connect
 
 from app.client.stream import config_message, replay_frames, run_session
-from tests.api.conftest import ANSWERS
+from tests.api.conftest import ANSWERS, RunningServer
 from tests.api.helpers import metric_sample
 from tests.media import face_frames, write_media
 
@@ -130,3 +130,33 @@ def test_phq_client_stream_realtime_keeps_the_recordings_pace_and_reports_a_refu
     assert elapsed >= seconds - 0.2  # paced to the clip's own length
     assert done.returncode == 1
     assert "422" in done.stderr and "no modality is usable" in done.stderr
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_client_sending_far_faster_than_real_time_holds_server_memory_bounded(
+    running_server: RunningServer, spool_dir: Path
+) -> None:
+    block = b"\x01" + b"\x11\x00" * (128 << 10)  # 256 KiB of PCM, about 8 s of audio
+    before = _rss_mib(running_server.pid)
+    peak = before
+    with connect(_ws(running_server.url)) as websocket:
+        websocket.send(json.dumps({"type": "config", "audio": {}}))
+        assert json.loads(websocket.recv(timeout=30))["type"] == "ready"
+        for k in range(400):  # 100 MiB (about 55 minutes of audio) as fast as the socket takes it
+            websocket.send(block)
+            if k % 50 == 0:
+                peak = max(peak, _rss_mib(running_server.pid))
+        peak = max(peak, _rss_mib(running_server.pid))
+        websocket.socket.close()
+    # the media went to the private folder as they came: the server never held them
+    assert peak - before < 48, f"server RSS grew by {peak - before:.0f} MiB"
+    deadline = time.monotonic() + 20
+    while list(spool_dir.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(spool_dir.iterdir()) == []

@@ -204,3 +204,11 @@ def test_running_estimates_and_windows_follow_the_stream(app_client: TestClient)
     indices = [m["index"] for m in received if m["type"] == "window"]
     assert indices == list(range(len(indices))) and len(indices) >= 1
     assert received[-1]["type"] == "final"
+
+
+def test_silence_during_the_call_is_warned_about_as_it_happens(app_client: TestClient) -> None:
+    silence = b"\x01" + b"\x00\x00" * 1600  # 100 ms
+    received, closed = _session(app_client, {"type": "config", "audio": {}}, *[silence] * 120, {"type": "end"})
+    warnings = [m["message"] for m in received if m["type"] == "warning"]
+    assert len(warnings) == 1 and warnings[0].startswith("no sound for 10 s")
+    assert closed == 4422  # twelve seconds of silence are not evidence

@@ -1,0 +1,58 @@
+"""Conditions worth a live ``warning`` while a session's audio arrives: silence and clipping.
+
+Pure and cheap: ``AudioMonitor.feed`` takes the PCM blocks as they come and returns the
+warnings they start. A condition is judged over the last ``SPAN_S`` seconds, warned about
+once when it begins and again only after it has cleared.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+SPAN_S = 10.0  # a condition must hold this long (the issue's "no face for 10 s" scale)
+CHECK_EVERY_S = 1.0
+SILENCE_DBFS = -55.0  # below this RMS over the span: nothing is being heard
+CLIP_LEVEL = 32700  # samples at or beyond this magnitude are clipped (full scale 32767)
+CLIP_SHARE = 0.005  # more than this share of clipped samples over the span
+
+SILENCE = f"no sound for {SPAN_S:.0f} s: is the microphone muted or the patient away?"
+CLIPPING = "the audio is clipping (too loud for the microphone): the audio branch will be less reliable"
+
+
+class AudioMonitor:
+    """Silence and clipping over the last ``SPAN_S`` s of a 16-kHz s16le mono stream."""
+
+    def __init__(self) -> None:
+        self._blocks: deque[tuple[int, float, int]] = deque()  # samples, sum of squares, clipped
+        self._samples = self._since_check = 0
+        self._active: set[str] = set()
+
+    def feed(self, pcm: bytes) -> list[str]:
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if not samples.size:
+            return []
+        wide = samples.astype(np.float64)
+        self._blocks.append(
+            (samples.size, float(np.dot(wide, wide)), int(np.count_nonzero(np.abs(wide) >= CLIP_LEVEL)))
+        )
+        self._samples += samples.size
+        self._since_check += samples.size
+        span = round(SPAN_S * SAMPLE_RATE)
+        while self._blocks and self._samples - self._blocks[0][0] >= span:
+            self._samples -= self._blocks.popleft()[0]
+        if self._since_check < CHECK_EVERY_S * SAMPLE_RATE or self._samples < span:
+            return []
+        self._since_check = 0
+        energy = sum(b[1] for b in self._blocks)
+        clipped = sum(b[2] for b in self._blocks)
+        rms = np.sqrt(energy / self._samples) / 32768.0
+        level_db = 20.0 * np.log10(max(rms, 1e-12))
+        now = {SILENCE} if level_db < SILENCE_DBFS else set()
+        if clipped / self._samples > CLIP_SHARE:
+            now.add(CLIPPING)
+        started = [w for w in (SILENCE, CLIPPING) if w in now and w not in self._active]
+        self._active = now
+        return started
