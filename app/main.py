@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from app.api import problems
-from app.api.routes import health, jobs, predict, stream
+from app.api.routes import health, jobs, live, predict, stream
 from app.config import Settings
 from app.errors import InternalError
 from app.metrics import Metrics
@@ -127,6 +127,8 @@ def create_app(settings: Settings | None = None, services: ServicesFactory = run
     app.include_router(stream.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(live.router)
+    app.mount(live.ASSETS_PATH, live.assets(), name="live-assets")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)

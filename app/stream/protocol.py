@@ -123,8 +123,9 @@ class WindowMessage(_Message):
 class EstimateMessage(_Message):
     """The running participant-level answer for the media so far (at most every 10 s of stream time).
 
-    It comes from the audio and the captions so far; the video and speech recognition are
-    analysed for the final answer only (this version). ``total`` is None while nothing is usable yet.
+    It comes from the audio and the captions so far; the video, and speech recognition when no
+    captions come, are analysed for the final answer only (this version; ``modalities`` says so).
+    ``total`` is None while nothing is usable yet.
     """
 
     type: Literal["estimate"] = "estimate"

@@ -49,6 +49,7 @@ Interim = Callable[[ReceivedForm], Awaitable[PredictResponse]]
 # a running estimate at most this often, in stream time
 ESTIMATE_EVERY_S = 10.0
 VISUAL_AT_THE_END = "the video is analysed for the final answer"
+SPEECH_AT_THE_END = "no captions: the speech is recognised for the final answer"
 log = logging.getLogger("app.stream")
 
 
@@ -72,10 +73,12 @@ class StreamSession:
         request_id: str,
         metrics: Metrics,
         interim: Interim | None = None,
+        recognises_speech: bool = True,
     ) -> None:
         self.config, self.limits, self.request_id = config, limits, request_id
         self._incoming, self._outgoing, self._metrics = incoming, outgoing, metrics
         self._interim = interim
+        self._recognises_speech = recognises_speech  # the final answer's speech stage will run
         self._estimating: asyncio.Task[None] | None = None  # one interim estimate at a time
         self._next_estimate_s = ESTIMATE_EVERY_S
         self._windows_sent = 0
@@ -132,9 +135,9 @@ class StreamSession:
                     if isinstance(reasons, dict)
                     else {}
                 )
-                if self.config.video is not None:
-                    states["visual"] = ModalityState(used=False, reason=VISUAL_AT_THE_END)
-                await self._send(EstimateMessage(stream_s=covered_s, reason=exc.detail, modalities=states))
+                await self._send(
+                    EstimateMessage(stream_s=covered_s, reason=exc.detail, modalities=self._final_only(states))
+                )
                 return
             for window in (answer.timeline or [])[self._windows_sent :]:
                 if window.end_s > covered_s + 1e-6:
@@ -150,10 +153,21 @@ class StreamSession:
                     )
                 )
                 self._windows_sent += 1
-            await self._send(_estimate_message(answer, covered_s, self.config.video is not None))
+            estimate = _estimate_message(answer, covered_s)
+            estimate.modalities = self._final_only(estimate.modalities)
+            await self._send(estimate)
             self._metrics.stream_estimate_lag.observe(time.perf_counter() - media_in)
         except Exception as exc:  # an estimate that fails must not end the call; its type only is logged
             log.warning("interim estimate failed: %s", type(exc).__name__, extra={"request_id": self.request_id})
+
+    def _final_only(self, states: dict[str, ModalityState]) -> dict[str, ModalityState]:
+        """The states of an estimate, with the modalities only the final answer analyses said so."""
+        states = dict(states)
+        if self.config.video is not None:
+            states["visual"] = ModalityState(used=False, reason=VISUAL_AT_THE_END)
+        if not self.config.captions and self._recognises_speech and self.config.audio is not None:
+            states["text"] = ModalityState(used=False, reason=SPEECH_AT_THE_END)
+        return states
 
     async def _send(self, message: BaseModel) -> None:
         await self._outgoing(message.model_dump())
@@ -176,7 +190,7 @@ class StreamSession:
             raise BadRequestError("a binary frame must start with 0x01 (audio) or 0x02 (video)")
 
 
-def _estimate_message(answer: PredictResponse, covered_s: float, video_streamed: bool) -> EstimateMessage:
+def _estimate_message(answer: PredictResponse, covered_s: float) -> EstimateMessage:
     phq8 = answer.phq8
     modalities = {
         name: ModalityState(used=report.used, reason=report.reason)
@@ -186,8 +200,6 @@ def _estimate_message(answer: PredictResponse, covered_s: float, video_streamed:
             ("text", answer.inputs.text),
         )
     }
-    if video_streamed:
-        modalities["visual"] = ModalityState(used=False, reason=VISUAL_AT_THE_END)
     return EstimateMessage(
         stream_s=covered_s,
         total=phq8.total,

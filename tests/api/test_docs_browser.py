@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
-BROWSERS = ("chromium", "chromium-browser")
+from tests.api.browser import browser_env, find_browser, offline_flags
+
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Swagger UI renders once the bundle has run and /openapi.json is in: virtual time lets
 # --dump-dom wait for that instead of dumping the empty page
@@ -28,39 +27,19 @@ VIRTUAL_TIME_MS = 10000
 TIMEOUT_S = 120
 
 
-def _browser() -> str:
-    for name in BROWSERS:
-        if path := shutil.which(name):
-            return path
-    pytest.skip("headless test of /docs needs Debian's chromium (apt-get install chromium; `make system-deps`)")
-
-
 def _chromium(browser: str, url: str, profile: Path, net_log: Path) -> subprocess.CompletedProcess[str]:
     """Load ``url`` headless with only loopback reachable; stdout is the DOM after rendering."""
     args = [
         browser,
-        "--headless",
-        "--no-sandbox",  # containers and CI runners as root have no user namespaces for the sandbox
-        "--disable-gpu",
-        "--disable-dev-shm-usage",  # small /dev/shm in containers
-        "--no-first-run",
-        "--disable-extensions",
-        "--disable-sync",
-        "--disable-background-networking",
-        "--disable-component-update",
-        f"--user-data-dir={profile}",
-        # no network: names resolve to nothing except loopback, and whatever still tries goes to a
-        # dead proxy (loopback bypasses proxies by default), so a CDN asset could not load
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--proxy-server=127.0.0.1:9",
+        *offline_flags(profile),
         f"--log-net-log={net_log}",
         f"--virtual-time-budget={VIRTUAL_TIME_MS}",
         "--dump-dom",
         url,
     ]
-    # HOME: chromium writes caches and crash reports there; keep them in the test's folder
-    env = {"HOME": str(profile.parent), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-    return subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT_S, env=env, check=False)
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=TIMEOUT_S, env=browser_env(profile), check=False
+    )
 
 
 class _Operations(HTMLParser):
@@ -117,7 +96,7 @@ def _page_requests(net_log: Path, origin: str) -> list[str]:
 
 
 def test_docs_render_every_operation_offline(server: str, client: httpx.Client, tmp_path: Path) -> None:
-    browser = _browser()
+    browser = find_browser()
     html = client.get("/docs").text
     assets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", html)
     assert assets and not [a for a in assets if "//" in a], f"the page names assets outside the server: {assets}"
@@ -148,7 +127,7 @@ def test_docs_render_every_operation_offline(server: str, client: httpx.Client, 
 def test_the_browser_really_has_no_network(tmp_path: Path) -> None:
     """The control: with the same flags a CDN asset does not load, so the test above cannot pass
     because the CDN happened to be reachable."""
-    browser = _browser()
+    browser = find_browser()
     url = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
     run = _chromium(browser, url, tmp_path / "profile", tmp_path / "net-log.json")
     assert "SwaggerUIBundle" not in run.stdout

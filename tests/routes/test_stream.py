@@ -212,3 +212,15 @@ def test_silence_during_the_call_is_warned_about_as_it_happens(app_client: TestC
     warnings = [m["message"] for m in received if m["type"] == "warning"]
     assert len(warnings) == 1 and warnings[0].startswith("no sound for 10 s")
     assert closed == 4422  # twelve seconds of silence are not evidence
+
+
+def test_an_estimate_without_captions_says_the_speech_is_heard_for_the_final_answer(app_client: TestClient) -> None:
+    # the running estimate does not recognise speech (it would hear the whole call again each
+    # time): its text state must say so, not blame the setting
+    tone = (0.3 * 32767 * np.sin(2 * np.pi * 220 * np.arange(1600) / 16000)).astype("<i2").tobytes()
+    received, _ = _session(app_client, {"type": "config", "audio": {}}, *[b"\x01" + tone] * 110, {"type": "end"})
+    estimates = [m for m in received if m["type"] == "estimate"]
+    assert estimates, received
+    for message in estimates:
+        text = message["modalities"]["text"]
+        assert not text["used"] and text["reason"] == "no captions: the speech is recognised for the final answer"

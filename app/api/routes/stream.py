@@ -87,6 +87,7 @@ async def stream(websocket: WebSocket) -> None:
             request_id,
             services.metrics,
             interim=lambda form: pipeline.interim(form, request_id),
+            recognises_speech=settings.speech_recognition == "auto",
         )
         answer = await pipeline.predict(session.receive, request_id)
         await connection.outgoing(FinalMessage(answer=answer.model_dump(mode="json")).model_dump())
