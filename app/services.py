@@ -14,14 +14,14 @@ from app.fusion.runner import FusionRunner
 from app.jobs import JobManager
 from app.metrics import Metrics
 from app.model_store import FusionModel
-from app.pipeline.extraction import Extracted, ExtractionJob
+from app.pipeline.extraction import WorkerJob, WorkerResult
 from app.pipeline.service import Pipeline
 
 
 class Workers(Protocol):
     """Where extraction runs: the worker pool (``ExtractionPool``), or a thread in tests."""
 
-    async def run(self, job: ExtractionJob, timeout_s: float) -> Extracted: ...
+    async def run(self, job: WorkerJob, timeout_s: float) -> WorkerResult: ...
 
     async def start(self) -> None: ...
 

@@ -8,6 +8,8 @@ at its own pace, through ``app.client.stream.run_session``. Measured in one run:
 
 - estimate lag: from the moment the media an ``estimate`` (or ``window``) covers were sent
   to its arrival (stream clock against wall clock, both from the session's start);
+- how far the video tracked for an estimate trails its audio, and how many estimates used
+  the face (the service's 30 s of face minimum holds here too);
 - the final answer's delay after ``end`` (the analysis of the whole call, video included);
 - server CPU (the server and its workers, /proc) per session-second of call: how many cores
   one live session uses, and so how many two cores hold.
@@ -81,12 +83,19 @@ def one_session(url: str, media: dict[str, Path], out: dict[str, Any]) -> None:
         on_message=lambda m: arrivals.append((time.monotonic() - started, m)),
     )
     lags = [at - m["stream_s"] for at, m in arrivals if m["type"] == "estimate"]
+    # how far the tracked video trails the audio in each estimate, and how many used the face
+    video_behind = [m["stream_s"] - m["video_s"] for _, m in arrivals if m["type"] == "estimate" and m["video_s"]]
+    face_used = [
+        m for _, m in arrivals if m["type"] == "estimate" and m["modalities"].get("visual", {}).get("used")
+    ]
     window_lags = [at - m["end_s"] for at, m in arrivals if m["type"] == "window"]
     final = [at for at, m in arrivals if m["type"] == "final"]
     out.update(
         close_code=result.close_code,
         estimates=len(lags),
         estimate_lag_s=lags,
+        video_behind_s=video_behind,
+        face_used=len(face_used),
         window_lag_s=window_lags,
         final_after_end_s=(final[0] - sent_end[0]) if final and sent_end else None,
     )
@@ -103,6 +112,7 @@ def run_level(url: str, pid: int, media: dict[str, Path], sessions: int, seconds
     cpu, wall = tree_cpu_seconds(pid) - cpu0, time.monotonic() - wall0
     lags = [lag for o in outs for lag in o.get("estimate_lag_s", [])]
     windows = [lag for o in outs for lag in o.get("window_lag_s", [])]
+    behind = [b for o in outs for b in o.get("video_behind_s", [])]
     finals = [o["final_after_end_s"] for o in outs if o.get("final_after_end_s") is not None]
     return {
         "sessions": sessions,
@@ -111,6 +121,8 @@ def run_level(url: str, pid: int, media: dict[str, Path], sessions: int, seconds
         "estimate_lag_p50_s": statistics.median(lags) if lags else None,
         "estimate_lag_max_s": max(lags) if lags else None,
         "window_lag_max_s": max(windows) if windows else None,
+        "video_behind_max_s": max(behind) if behind else None,
+        "estimates_with_face": sum(o.get("face_used", 0) for o in outs),
         "final_after_end_s": statistics.median(finals) if finals else None,
         "server_cpu_s": cpu,
         "wall_s": wall,
@@ -134,18 +146,19 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"[{sessions} sessions] {args.seconds:.0f}-s call at real time ...", file=sys.stderr)
                 levels.append(run_level(url, server.pid, media, sessions, args.seconds))
     print(
-        "| sessions | closed | estimates | estimate lag p50 / max | window lag max | final after end | "
-        "server CPU s | cores per session |"
+        "| sessions | closed | estimates (with the face) | estimate lag p50 / max | window lag max | "
+        "video behind the audio, max | final after end | server CPU s | cores per session |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for level in levels:
 
         def s(v: float | None) -> str:
             return "n/a" if v is None else f"{v:.2f} s"
 
         print(
-            f"| {level['sessions']} | {level['closed']} | {level['estimates']} | {s(level['estimate_lag_p50_s'])} / "
-            f"{s(level['estimate_lag_max_s'])} | {s(level['window_lag_max_s'])} | {s(level['final_after_end_s'])} | "
+            f"| {level['sessions']} | {level['closed']} | {level['estimates']} ({level['estimates_with_face']}) | "
+            f"{s(level['estimate_lag_p50_s'])} / {s(level['estimate_lag_max_s'])} | {s(level['window_lag_max_s'])} | "
+            f"{s(level['video_behind_max_s'])} | {s(level['final_after_end_s'])} | "
             f"{level['server_cpu_s']:.1f} | {level['cores_per_session_during_call']:.2f} |"
         )
     if args.json:

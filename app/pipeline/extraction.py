@@ -35,7 +35,7 @@ from app.features.transcript import language as transcript_language
 from app.features.visual import space as visual_space
 from app.features.visual.models import FaceModels
 from app.features.visual.sampling import VisualDecodeError
-from app.features.visual.tracking import FaceCensus, VisualExtractor
+from app.features.visual.tracking import FaceCensus, TrackedSegment, TrackerState, VisualExtractor, VisualResult
 from app.model_store import text_encoder_dir
 from app.probe import MediaInfo, probe
 from app.runtime import RuntimeConfig
@@ -92,6 +92,30 @@ class ExtractionJob:
     return_transcript: bool = False  # the recognised words go back to the caller in the answer
     visual_split: int = 1  # segments of the video analysed in parallel (the server was idle when it came)
     beside_visual: bool = False  # the audio and text stages run while the visual one does (idle server too)
+    # a live session's video so far, already tracked as it came (LiveVideoJob results, in
+    # order): the visual branch joins them instead of decoding a video file
+    live_video: tuple[TrackedSegment, ...] = ()
+    live_video_s: float = 0.0  # the session time those segments reach
+
+
+# what the visual report's format says of a live session's tracked video
+LIVE_VIDEO_FORMAT = "live JPEG frames"
+
+
+@dataclass(frozen=True)
+class LiveVideoJob:
+    """Pictures of a live session to track, one per tick from ``first_tick``.
+
+    ``pictures`` holds a JPEG (or None: no picture for that tick) per tick; a picture that
+    serves several ticks is the same bytes object each time, so it is decoded once and the
+    tracker treats it as one frame, as it does a decoded video's. ``resume``: where the
+    previous part left the tracker (None for the first part).
+    """
+
+    features: FeatureSpec
+    first_tick: int
+    pictures: tuple[bytes | None, ...]
+    resume: TrackerState | None = None
 
 
 # audio outside this range is not speech the pipeline can use (or a forged header)
@@ -267,6 +291,8 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
             warnings.append(skip + "; the visual branch was not used")
         else:
             visual = _VisualStage(job, models, video_info, beside=job.beside_visual)
+    elif job.live_video:
+        visual = _VisualStage(job, models, None, beside=job.beside_visual)
 
     with visual or nullcontext():
         # audio: a separate audio upload wins over the video's own track
@@ -549,7 +575,7 @@ class _VisualStage:
     raises the branch's error before any error of the stages beside it, as the branch, run
     first, would have."""
 
-    def __init__(self, job: ExtractionJob, models: ExtractionModels, info: MediaInfo, beside: bool) -> None:
+    def __init__(self, job: ExtractionJob, models: ExtractionModels, info: MediaInfo | None, beside: bool) -> None:
         self._job, self._models, self._info, self._beside = job, models, info, beside
         self._pool: ThreadPoolExecutor | None = None
         self._future: Future[None] | None = None
@@ -577,6 +603,10 @@ class _VisualStage:
     def _run(self) -> None:
         start = time.perf_counter()
         try:
+            if self._info is None:  # a live session's video, tracked as it came
+                self.track, self.report = _live_visual_branch(self._job, self._models.face_models, self.warnings)
+                self.report.format = LIVE_VIDEO_FORMAT
+                return
             partners = self._models.partner_face_models[: max(0, self._job.visual_split - 1)]
             self.track, self.report = _visual_branch(self._job, self._models.face_models, self.warnings, partners)
             self.report.format = media_format(self._info)
@@ -595,6 +625,21 @@ def _visual_branch(
     except VisualDecodeError:
         warnings.append("the video's frames could not be decoded; the visual branch was not used")
         return None, _absent("the video's frames could not be decoded")
+    return _visual_evidence(result, job, warnings)
+
+
+def _live_visual_branch(
+    job: ExtractionJob, face_models: FaceModels, warnings: list[str]
+) -> tuple[VisualTrack | None, ModalityReport]:
+    extractor = VisualExtractor(face_models, job.features.visual)
+    result = extractor.join(job.live_video, job.live_video_s)
+    return _visual_evidence(result, job, warnings)
+
+
+def _visual_evidence(
+    result: VisualResult, job: ExtractionJob, warnings: list[str]
+) -> tuple[VisualTrack | None, ModalityReport]:
+    """The visual track of ``result`` when it is evidence (enough face, a face that moves), with its report."""
     warnings.extend(result.notes)
     limits = job.limits
     face_seconds = float(result.valid.sum()) / job.features.visual.rate_hz
@@ -625,6 +670,45 @@ def _visual_branch(
     frames = visual_space.profile_frames(result.frames, job.features.visual)
     track = VisualTrack(frames=frames, valid=result.valid, confidence=result.confidence)
     return track, ModalityReport(used=True, source="video", **report)
+
+
+def track_live_video(job: LiveVideoJob, face_models: FaceModels) -> TrackedSegment:
+    """A live session's next pictures through the face tracker: the segment ``join`` adds to the others.
+
+    The JPEGs are decoded by FFmpeg's decoder and converted as the video sampler converts a
+    decoded MJPEG file's frames, so a tick gets the same picture here as in the final answer.
+    """
+    import av
+
+    decoder = av.CodecContext.create("mjpeg", "r")
+    decoded: dict[int, np.ndarray] = {}
+
+    def picture(jpeg: bytes | None) -> np.ndarray | None:
+        if jpeg is None:
+            return None
+        if id(jpeg) not in decoded:
+            try:
+                frames = decoder.decode(av.Packet(jpeg))
+            except av.error.FFmpegError:
+                frames = []
+            decoded.clear()  # one picture is held: the tracker compares each tick with the last
+            decoded[id(jpeg)] = frames[0].to_ndarray(format="rgb24") if frames else None
+        return decoded[id(jpeg)]
+
+    extractor = VisualExtractor(face_models, job.features.visual)
+    return extractor.track((picture(p) for p in job.pictures), job.first_tick, resume=job.resume)
+
+
+# what a worker does: an interview's extraction, or a live session's next pictures tracked
+WorkerJob = ExtractionJob | LiveVideoJob
+WorkerResult = Extracted | TrackedSegment
+
+
+def perform(job: WorkerJob, models: ExtractionModels) -> WorkerResult:
+    """The worker's entry: the job's kind picks the work."""
+    if isinstance(job, LiveVideoJob):
+        return track_live_video(job, models.face_models)
+    return extract(job, models)
 
 
 # at most this many faces are named as candidates (a crowd adds nothing to the choice)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -25,12 +26,13 @@ from app.answer.build import build_answer
 from app.answer.schema import PredictResponse
 from app.config import Settings
 from app.errors import ConflictingInputError, NoUsableInputError, ServiceError
+from app.features.visual.tracking import TrackedSegment, TrackerState
 from app.fusion.runner import FusionOutput
 from app.job_store import JobRecord
 from app.jobs import PROGRESS_FEATURES, JobManager, Progress
 from app.metrics import Metrics
 from app.model_store import FusionModel
-from app.pipeline.extraction import Extracted, ExtractionJob, InputLimits
+from app.pipeline.extraction import Extracted, ExtractionJob, InputLimits, LiveVideoJob, WorkerJob, WorkerResult
 from app.pipeline.interview import MEDIA_FIELDS, Interview, Receive, parse_options
 from app.speech.sources import CHANNEL_NAMES
 from app.upload import private_folder
@@ -39,9 +41,10 @@ from app.windows import WindowBatch
 
 
 class Extractor(Protocol):
-    """Runs ``extract`` for a job within a time limit (the worker pool, or a thread in tests)."""
+    """Runs a worker job within a time limit (the worker pool, or a thread in tests): ``extract``
+    for an ExtractionJob, live video tracking for a LiveVideoJob."""
 
-    async def run(self, job: ExtractionJob, timeout_s: float) -> Extracted: ...
+    async def run(self, job: WorkerJob, timeout_s: float) -> WorkerResult: ...
 
 
 class Fusion(Protocol):
@@ -116,20 +119,46 @@ class Pipeline:
 
     # -- the stages --------------------------------------------------------------------------
 
-    async def interim(self, form: ReceivedForm, request_id: str) -> PredictResponse:
+    async def interim(
+        self,
+        form: ReceivedForm,
+        request_id: str,
+        live_video: tuple[TrackedSegment, ...] = (),
+        live_video_s: float = 0.0,
+    ) -> PredictResponse:
         """The answer for the media of a live session so far, while the session holds its admission
         ticket: the same checks, extraction and answer as ``predict``, without the speech stage (it
         would hear the whole call again at every update; the final answer runs it) and outside the
-        prediction metrics (one session, one prediction)."""
-        interview = self._interview(form, request_id, time.perf_counter(), speech_stage=False)
+        prediction metrics (one session, one prediction). ``live_video``: the session's pictures
+        tracked so far (``track_live``), up to ``live_video_s`` on its clock."""
+        interview = self._interview(form, request_id, time.perf_counter(), speech_stage=False, live_video=live_video)
+        if live_video:
+            job = replace(interview.job, live_video=live_video, live_video_s=live_video_s)
+            interview = replace(interview, job=job)
         extracted = await self._extract(interview)
         return await self._answer(interview, extracted)
+
+    async def track_live(
+        self, first_tick: int, pictures: tuple[bytes | None, ...], resume: TrackerState | None
+    ) -> TrackedSegment:
+        """A live session's next pictures (a JPEG per tick) through the face tracker, in a worker."""
+        job = LiveVideoJob(self.model.manifest.features, first_tick, pictures, resume)
+        segment = await self.extractor.run(job, self.settings.request_timeout_s)
+        assert isinstance(segment, TrackedSegment)
+        return segment
 
     async def _receive(self, receive: Receive, folder: Path, request_id: str, started: float) -> Interview:
         """The uploads into ``folder`` (caps: 413), then checked (400, 415, 422) before any work."""
         return self._interview(await receive(folder), request_id, started)
 
-    def _interview(self, form: ReceivedForm, request_id: str, started: float, speech_stage: bool = True) -> Interview:
+    def _interview(
+        self,
+        form: ReceivedForm,
+        request_id: str,
+        started: float,
+        speech_stage: bool = True,
+        live_video: tuple[TrackedSegment, ...] = (),
+    ) -> Interview:
         options = parse_options(form.fields)
         video, audio, transcript = (form.files.get(name) for name in MEDIA_FIELDS)
         if transcript is not None and options.transcript_text is not None:
@@ -137,7 +166,7 @@ class Pipeline:
         served = self.model.manifest.version
         if options.model_version is not None and options.model_version != served:
             raise NoUsableInputError(f"model version {options.model_version} is not served here (serving {served})")
-        if video is None and audio is None and transcript is None and not options.transcript_text:
+        if video is None and audio is None and transcript is None and not options.transcript_text and not live_video:
             raise NoUsableInputError("no input: send a video, an audio file or a transcript")
         received = time.perf_counter()
         idle = self.admission.admitted <= 1  # this interview is the only one in flight
@@ -177,6 +206,7 @@ class Pipeline:
             extracted = await self.extractor.run(interview.job, self.settings.request_timeout_s)
         finally:
             self.metrics.waiting.dec()
+        assert isinstance(extracted, Extracted)
         interview.timings.update(extracted.timings_ms)
         return extracted
 

@@ -1,13 +1,16 @@
-"""Conditions worth a live ``warning`` while a session's audio arrives: silence and clipping.
+"""Conditions worth a live ``warning`` while a session runs: silence and clipping in its
+audio, no face in its video.
 
-Pure and cheap: ``AudioMonitor.feed`` takes the PCM blocks as they come and returns the
-warnings they start. A condition is judged over the last ``SPAN_S`` seconds, warned about
-once when it begins and again only after it has cleared.
+Pure and cheap: ``AudioMonitor.feed`` takes the PCM blocks as they come, ``FaceMonitor.feed``
+the tracked ticks' face flags, and each returns the warnings they start. A condition is
+judged over the last ``SPAN_S`` seconds, warned about once when it begins and again only
+after it has cleared.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -55,4 +58,29 @@ class AudioMonitor:
             now.add(CLIPPING)
         started = [w for w in (SILENCE, CLIPPING) if w in now and w not in self._active]
         self._active = now
+        return started
+
+
+NO_FACE = f"no face for {SPAN_S:.0f} s: is the camera covered, or the patient out of view?"
+
+
+class FaceMonitor:
+    """No face over the last ``SPAN_S`` s of a session's tracked video ticks, once per episode."""
+
+    def __init__(self, rate_hz: float) -> None:
+        self._span = round(SPAN_S * rate_hz)
+        self._without = 0  # consecutive ticks with no face, up to now
+        self._warned = False
+
+    def feed(self, valid: Sequence[bool]) -> list[str]:
+        """The next ticks' face-found flags, in order; the warnings they start."""
+        started = []
+        for found in valid:
+            if found:
+                self._without, self._warned = 0, False
+                continue
+            self._without += 1
+            if self._without >= self._span and not self._warned:
+                self._warned = True
+                started.append(NO_FACE)
         return started

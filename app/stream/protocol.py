@@ -123,13 +123,15 @@ class WindowMessage(_Message):
 class EstimateMessage(_Message):
     """The running participant-level answer for the media so far (at most every 10 s of stream time).
 
-    It comes from the audio and the captions so far; the video, and speech recognition when no
-    captions come, are analysed for the final answer only (this version; ``modalities`` says so).
-    ``total`` is None while nothing is usable yet.
+    It comes from the audio and the captions so far, and from the video tracked so far (it is
+    tracked in 10-s parts as it comes, so it reaches ``video_s``, a part or two behind). Speech
+    recognition, when no captions come, runs for the final answer only (``modalities`` says
+    so). ``total`` is None while nothing is usable yet.
     """
 
     type: Literal["estimate"] = "estimate"
-    stream_s: float = Field(..., description="the stream time this estimate covers")
+    stream_s: float = Field(..., description="the stream time the audio and captions of this estimate reach")
+    video_s: float = Field(0.0, description="how far the video tracked for this estimate reaches (s)")
     total: float | None = None
     interval: dict[str, Any] | None = None
     severity: str | None = None

@@ -96,7 +96,8 @@ class StreamRecording:
         self._wav.writeframes(pcm)  # the header follows: the file so far is a valid WAV (``snapshot``)
         self._audio_bytes += len(pcm)
 
-    def add_video(self, timestamp: float, jpeg: bytes) -> None:
+    def add_video(self, timestamp: float, jpeg: bytes) -> float:
+        """Record one picture; the time the video file holds for it (whole milliseconds)."""
         import av
 
         if self.config.video is None:
@@ -127,11 +128,13 @@ class StreamRecording:
         packet = av.Packet(jpeg)
         packet.stream = self._video_stream
         packet.time_base = VIDEO_TIME_BASE
-        packet.pts = packet.dts = round(timestamp / VIDEO_TIME_BASE)
+        pts = round(timestamp / VIDEO_TIME_BASE)
+        packet.pts = packet.dts = pts
         packet.duration = self._step_ms
         self._video.mux(packet)
         self._video_bytes += len(jpeg)
         self._last_timestamp = timestamp
+        return float(pts * VIDEO_TIME_BASE)
 
     def add_segment(self, segment: TranscriptMessage) -> None:
         if not self.config.captions:
@@ -169,9 +172,10 @@ class StreamRecording:
 
     @property
     def covered_seconds(self) -> float:
-        """How far the audio and the captions reach on the session clock (what ``snapshot`` holds)."""
+        """How far the media reach on the session clock: the audio and captions ``snapshot`` holds,
+        and the pictures (tracked as they come for the estimates)."""
         captions = float(self._segments[-1]["end"]) if self._segments else 0.0  # type: ignore[arg-type]
-        return max(self.audio_seconds, captions)
+        return max(self.audio_seconds, captions, self.video_seconds)
 
     def snapshot(self) -> ReceivedForm:
         """The audio and captions so far as a form (the video waits for the end: see EstimateMessage)."""

@@ -20,8 +20,10 @@ from pydantic import BaseModel
 
 from app.answer.schema import PredictResponse
 from app.errors import BadRequestError, IdleTimeoutError, ServiceError
+from app.features.visual.tracking import TrackedSegment, TrackerState
 from app.metrics import Metrics
-from app.stream.monitor import AudioMonitor
+from app.stream.live_video import LiveVideo
+from app.stream.monitor import AudioMonitor, FaceMonitor
 from app.stream.protocol import (
     AUDIO_FRAME,
     VIDEO_FRAME,
@@ -43,12 +45,17 @@ from app.upload.form import ReceivedForm
 Incoming = Callable[[], Awaitable[str | bytes]]
 # sends one JSON message to the client
 Outgoing = Callable[[dict], Awaitable[None]]
-# the answer for a form of the session's media so far (Pipeline.interim)
-Interim = Callable[[ReceivedForm], Awaitable[PredictResponse]]
+# the answer for a form of the session's media so far and its video tracked so far (Pipeline.interim)
+Interim = Callable[[ReceivedForm, tuple[TrackedSegment, ...], float], Awaitable[PredictResponse]]
+# a part of the session's pictures through the face tracker: (first tick, a JPEG per tick,
+# where the previous part left the tracker) -> its segment (Pipeline.track_live)
+TrackPictures = Callable[[int, tuple[bytes | None, ...], TrackerState | None], Awaitable[TrackedSegment]]
 
 # a running estimate at most this often, in stream time
 ESTIMATE_EVERY_S = 10.0
 VISUAL_AT_THE_END = "the video is analysed for the final answer"
+LIVE_VIDEO_FAILED = "the live video analysis failed"
+SESSION_ENDED = "the session ended"
 SPEECH_AT_THE_END = "no captions: the speech is recognised for the final answer"
 log = logging.getLogger("app.stream")
 
@@ -74,6 +81,8 @@ class StreamSession:
         metrics: Metrics,
         interim: Interim | None = None,
         recognises_speech: bool = True,
+        track: TrackPictures | None = None,
+        video_rate_hz: float = 10.0,
     ) -> None:
         self.config, self.limits, self.request_id = config, limits, request_id
         self._incoming, self._outgoing, self._metrics = incoming, outgoing, metrics
@@ -83,6 +92,11 @@ class StreamSession:
         self._next_estimate_s = ESTIMATE_EVERY_S
         self._windows_sent = 0
         self._audio_monitor = AudioMonitor()
+        # the video tracked as it comes, one part at a time, for the running estimates
+        self._live_video = LiveVideo(video_rate_hz) if track is not None and config.video is not None else None
+        self._track = track
+        self._tracking: asyncio.Task[None] | None = None
+        self._face_monitor = FaceMonitor(video_rate_hz)
 
     async def receive(self, folder: Path) -> ReceivedForm:
         recording = StreamRecording(folder, self.config, self.limits)
@@ -100,6 +114,7 @@ class StreamSession:
                 else:
                     for warning in self._frame(recording, message):
                         await self._send(WarningMessage(message=warning))
+                    self._maybe_track()
                 self._maybe_estimate(recording)
         finally:
             await self._settled()  # never a worker reading the folder after it is removed
@@ -116,17 +131,73 @@ class StreamSession:
         if self._estimating is not None and not self._estimating.done():
             return
         self._next_estimate_s = covered + ESTIMATE_EVERY_S
-        self._estimating = asyncio.create_task(self._estimate(recording.snapshot(), covered, time.perf_counter()))
+        video_ticks = self._live_video.decided_ticks if self._live_video is not None else 0
+        self._estimating = asyncio.create_task(
+            self._estimate(recording.snapshot(), video_ticks, covered, time.perf_counter())
+        )
 
     async def _settled(self) -> None:
-        if self._estimating is not None:
-            await asyncio.wait({self._estimating})
+        """Wait for the estimate and the tracking running now (none starts after ``end``)."""
+        if self._live_video is not None:
+            self._live_video.stop(SESSION_ENDED)
+        running = {task for task in (self._estimating, self._tracking) if task is not None}
+        if running:
+            await asyncio.wait(running)
 
-    async def _estimate(self, form: ReceivedForm, covered_s: float, media_in: float) -> None:
+    # -- live video --------------------------------------------------------------------------
+
+    def _maybe_track(self, now: bool = False) -> None:
+        """Hand the next part of the pictures to a worker once it is due (``now``: whatever waits)
+        and none is being tracked."""
+        live = self._live_video
+        if live is None or not live.ready(now) or (self._tracking is not None and not self._tracking.done()):
+            return
+        self._tracking = asyncio.create_task(self._track_part(*live.next_part()))
+
+    async def _video_until(self, ticks: int) -> tuple[tuple[TrackedSegment, ...], float]:
+        """The tracked video once it reaches ``ticks`` (what was decided when an estimate fell due;
+        parts are short, so this waits for a second or two of pictures at real time), or as far
+        as it got if the tracking stopped; nothing when it stopped before any part."""
+        live = self._live_video
+        if live is None:
+            return (), 0.0
+        while live.stopped is None and live.tracked_ticks < ticks:
+            self._maybe_track(now=True)
+            if self._tracking is None or self._tracking.done():
+                break  # nothing is waiting after all: never wait for ever
+            await asyncio.wait({self._tracking})
+        if live.stopped is not None or not live.segments:
+            return (), 0.0
+        return tuple(live.segments), live.tracked_s
+
+    async def _track_part(
+        self, first_tick: int, pictures: tuple[bytes | None, ...], resume: TrackerState | None
+    ) -> None:
+        live = self._live_video
+        assert live is not None and self._track is not None
+        try:
+            segment = await self._track(first_tick, pictures, resume)
+        except Exception as exc:  # the estimates go on without the video; the final answer still has it
+            live.stop(LIVE_VIDEO_FAILED)
+            log.warning("live video tracking failed: %s", type(exc).__name__, extra={"request_id": self.request_id})
+            await self._send(WarningMessage(message=LIVE_VIDEO_FAILED + "; the final answer still analyses the video"))
+            return
+        if live.stopped is not None and live.stopped != SESSION_ENDED:
+            return
+        live.tracked(segment)
+        for warning in self._face_monitor.feed(segment.valid):
+            await self._send(WarningMessage(message=warning))
+        self._tracking = None
+        self._maybe_track()  # the pictures that came meanwhile
+
+    # -- running estimates -------------------------------------------------------------------
+
+    async def _estimate(self, form: ReceivedForm, video_ticks: int, covered_s: float, media_in: float) -> None:
         assert self._interim is not None
         try:
+            video = await self._video_until(video_ticks)
             try:
-                answer = await self._interim(form)
+                answer = await self._interim(form, *video)
             except ServiceError as exc:
                 # nothing usable yet (or not this time): said, and the session goes on
                 reasons = exc.extra.get("reasons")
@@ -136,7 +207,9 @@ class StreamSession:
                     else {}
                 )
                 await self._send(
-                    EstimateMessage(stream_s=covered_s, reason=exc.detail, modalities=self._final_only(states))
+                    EstimateMessage(
+                        stream_s=covered_s, video_s=video[1], reason=exc.detail, modalities=self._final_only(states)
+                    )
                 )
                 return
             for window in (answer.timeline or [])[self._windows_sent :]:
@@ -153,18 +226,24 @@ class StreamSession:
                     )
                 )
                 self._windows_sent += 1
-            estimate = _estimate_message(answer, covered_s)
+            estimate = _estimate_message(answer, covered_s, video[1])
             estimate.modalities = self._final_only(estimate.modalities)
             await self._send(estimate)
             self._metrics.stream_estimate_lag.observe(time.perf_counter() - media_in)
         except Exception as exc:  # an estimate that fails must not end the call; its type only is logged
-            log.warning("interim estimate failed: %s", type(exc).__name__, extra={"request_id": self.request_id})
+            log.warning(
+                "interim estimate failed: %s", type(exc).__name__, extra={"request_id": self.request_id}, exc_info=exc
+            )
 
     def _final_only(self, states: dict[str, ModalityState]) -> dict[str, ModalityState]:
         """The states of an estimate, with the modalities only the final answer analyses said so."""
         states = dict(states)
-        if self.config.video is not None:
-            states["visual"] = ModalityState(used=False, reason=VISUAL_AT_THE_END)
+        live = self._live_video
+        if self.config.video is not None and (live is None or live.stopped is not None or not live.segments):
+            why = live.stopped if live is not None and live.stopped else None
+            states["visual"] = ModalityState(
+                used=False, reason=f"{why}: {VISUAL_AT_THE_END}" if why else VISUAL_AT_THE_END
+            )
         if not self.config.captions and self._recognises_speech and self.config.audio is not None:
             states["text"] = ModalityState(used=False, reason=SPEECH_AT_THE_END)
         return states
@@ -183,14 +262,19 @@ class StreamSession:
             return self._audio_monitor.feed(frame[1:])
         elif kind == VIDEO_FRAME:
             timestamp, jpeg = split_video_frame(frame[1:])
-            recording.add_video(timestamp, jpeg)
+            recorded_s = recording.add_video(timestamp, jpeg)
             self._metrics.stream_frames_total.labels(kind="video").inc()
+            if self._live_video is not None:
+                stopped = self._live_video.stopped
+                self._live_video.add(recorded_s, jpeg)
+                if self._live_video.stopped != stopped:
+                    return [f"{self._live_video.stopped}: the running estimates go on without the video"]
             return []
         else:
             raise BadRequestError("a binary frame must start with 0x01 (audio) or 0x02 (video)")
 
 
-def _estimate_message(answer: PredictResponse, covered_s: float) -> EstimateMessage:
+def _estimate_message(answer: PredictResponse, covered_s: float, video_s: float) -> EstimateMessage:
     phq8 = answer.phq8
     modalities = {
         name: ModalityState(used=report.used, reason=report.reason)
@@ -202,6 +286,7 @@ def _estimate_message(answer: PredictResponse, covered_s: float) -> EstimateMess
     }
     return EstimateMessage(
         stream_s=covered_s,
+        video_s=video_s,
         total=phq8.total,
         interval=phq8.interval.model_dump(),
         severity=phq8.severity,

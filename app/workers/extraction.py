@@ -18,7 +18,7 @@ from app.config import Settings
 from app.contract import FeatureSpec
 from app.errors import PreprocessingError, ProcessingTimeoutError, ResourceLimitError, ServiceError
 from app.model_store import FACE_MODELS
-from app.pipeline.extraction import Extracted, ExtractionJob, ExtractionModels, extract
+from app.pipeline.extraction import ExtractionModels, WorkerJob, WorkerResult, perform
 from app.runtime import RuntimeConfig
 from app.workers.pool import DEFAULT_START_TIMEOUT_S, DEFAULT_STOP_TIMEOUT_S, ProcessPool
 
@@ -49,10 +49,10 @@ def warm_worker(model_store: str, features: dict[str, Any], config: dict[str, An
     return _models.providers()
 
 
-def run_job(job: ExtractionJob) -> Extracted:
+def run_job(job: WorkerJob) -> WorkerResult:
     if _models is None:
         raise RuntimeError("the worker was not warmed up")
-    return extract(job, _models)
+    return perform(job, _models)
 
 
 # -- the parent side ---------------------------------------------------------------------
@@ -66,8 +66,9 @@ def providers_by_model(families: dict[str, list[str]]) -> dict[str, list[str]]:
     return {"text_encoder": text, **dict.fromkeys(WORKER_MODELS[1:], faces), **speech}
 
 
-class ExtractionPool(ProcessPool["ExtractionJob", "Extracted"]):
-    """``extract`` in ``size`` worker processes, each with ``config.intra_op_threads`` threads."""
+class ExtractionPool(ProcessPool[WorkerJob, WorkerResult]):
+    """``extract`` (and live video tracking) in ``size`` worker processes, each with
+    ``config.intra_op_threads`` threads."""
 
     def __init__(
         self,
@@ -99,8 +100,9 @@ class ExtractionPool(ProcessPool["ExtractionJob", "Extracted"]):
         """Execution providers each worker model's sessions really run on, as the warm-up reported."""
         return providers_by_model(next((i for i in self.warm_info() if i), {}))
 
-    async def run(self, job: ExtractionJob, timeout_s: float) -> Extracted:
-        """One interview's uploads -> windows and reports, in a worker (see ProcessPool.run)."""
+    async def run(self, job: WorkerJob, timeout_s: float) -> WorkerResult:
+        """One interview's uploads -> windows and reports (or live pictures -> a tracked
+        segment), in a worker (see ProcessPool.run)."""
         return await super().run(job, timeout_s)
 
 
@@ -114,10 +116,10 @@ class InProcessExtractor:
     def __init__(self, models: ExtractionModels) -> None:
         self.models = models
 
-    async def run(self, job: ExtractionJob, timeout_s: float) -> Extracted:
+    async def run(self, job: WorkerJob, timeout_s: float) -> WorkerResult:
         try:
             async with asyncio.timeout(timeout_s):
-                return await asyncio.to_thread(extract, job, self.models)
+                return await asyncio.to_thread(perform, job, self.models)
         except TimeoutError:
             raise ProcessingTimeoutError(f"preprocessing took longer than {timeout_s:.0f} s") from None
         except ServiceError:

@@ -224,3 +224,67 @@ def test_an_estimate_without_captions_says_the_speech_is_heard_for_the_final_ans
     for message in estimates:
         text = message["modalities"]["text"]
         assert not text["used"] and text["reason"] == "no captions: the speech is recognised for the final answer"
+
+
+@pytest.fixture(scope="module")
+def lenient_client(
+    tmp_path_factory: pytest.TempPathFactory, extraction_models: ExtractionModels
+) -> Iterator[TestClient]:
+    """The default service but for 5 s of face being evidence enough (a short test call)."""
+    settings = Settings(spool_dir=tmp_path_factory.mktemp("lenient-spool"), providers=["cpu"], min_face_seconds=5)
+    with TestClient(create_app(settings, services=in_process(extraction_models))) as client:
+        yield client
+
+
+def test_running_estimates_see_the_face_tracked_so_far_and_its_absence_is_warned_about(
+    lenient_client: TestClient,
+) -> None:
+    from tests.media import face_frames
+
+    fps, face_s, call_s = 10, 25, 48
+    pictures = [
+        cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+        for rgb in itertools.chain(
+            face_frames(face_s * fps, (320, 240), "pan"), face_frames((call_s - face_s) * fps, face=False)
+        )
+    ]
+    sentences = [s.strip() for s in TRANSCRIPT.split(".") if s.strip()]
+    captions = [
+        {"type": "transcript", "speaker": "Participant", "start": 4.0 * k, "end": 4.0 * k + 3.8, "text": text}
+        for k, text in enumerate((sentences * 3)[: call_s // 4])
+    ]
+    received: list[dict] = []
+    with lenient_client.websocket_connect("/stream") as websocket:
+        websocket.send_json({"type": "config", "video": {}, "captions": True})
+        received.append(websocket.receive_json())
+        due, covered = 10.0, 0.0
+        for k, picture in enumerate(pictures):
+            now = k / fps
+            while captions and captions[0]["start"] <= now:
+                covered = max(covered, captions[0]["end"])
+                websocket.send_json(captions.pop(0))
+            websocket.send_bytes(_video(now, picture))
+            covered = max(covered, now)
+            if covered >= due:  # paced as a call is: each estimate before the next 10 s
+                while received[-1]["type"] != "estimate":
+                    received.append(websocket.receive_json())
+                due = received[-1]["stream_s"] + 10.0
+                received.append({"type": "sent", "at": now})
+        websocket.send_json({"type": "end"})
+        while received[-1]["type"] != "final":
+            received.append(websocket.receive_json())
+    estimates = [m for m in received if m["type"] == "estimate"]
+    with_video = [m for m in estimates if m["video_s"] > 0]
+    assert with_video, estimates
+    for message in with_video:
+        assert message["modalities"]["visual"]["used"], message
+        assert message["weights"]["visual"] > 0 and message["video_s"] <= message["stream_s"] + 0.1
+    # each estimate waited for the pictures that had come when it fell due: none lags a part behind
+    assert [round(m["video_s"]) for m in estimates] == [8, 20, 32, 44], estimates
+    for message in estimates:
+        if message["video_s"] == 0:
+            assert message["modalities"]["visual"]["reason"] == "the video is analysed for the final answer"
+    warnings = [m["message"] for m in received if m["type"] == "warning"]
+    assert warnings == ["no face for 10 s: is the camera covered, or the patient out of view?"], warnings
+    final = received[-1]["answer"]
+    assert final["inputs"]["visual"]["used"] and final["inputs"]["visual"]["format"] == "matroska (mjpeg)"

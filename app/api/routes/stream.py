@@ -86,8 +86,10 @@ async def stream(websocket: WebSocket) -> None:
             limits,
             request_id,
             services.metrics,
-            interim=lambda form: pipeline.interim(form, request_id),
+            interim=lambda form, video, video_s: pipeline.interim(form, request_id, video, video_s),
             recognises_speech=settings.speech_recognition == "auto",
+            track=pipeline.track_live,
+            video_rate_hz=pipeline.model.manifest.features.visual.rate_hz,
         )
         answer = await pipeline.predict(session.receive, request_id)
         await connection.outgoing(FinalMessage(answer=answer.model_dump(mode="json")).model_dump())

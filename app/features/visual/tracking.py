@@ -177,9 +177,19 @@ class _Counters:
     first_reference_tick: int = 0
 
 
+@dataclass(frozen=True)
+class TrackerState:
+    """Where a tracking pass stood after its last tick: the crop it follows and the person it
+    analyses. A pass resumed from it continues as the one pass would have (``track(resume=)``)."""
+
+    roi: Roi | None
+    reference: Appearance | None
+
+
 @dataclass
-class _Segment:
-    """Consecutive ticks from ``first_tick`` as one tracking pass left them."""
+class TrackedSegment:
+    """Consecutive ticks from ``first_tick`` as one tracking pass left them (joined by ``join``;
+    plain data, so a worker can hand one to the process that joins the next)."""
 
     first_tick: int = 0
     rows: list[np.ndarray] = field(default_factory=list)
@@ -189,6 +199,7 @@ class _Segment:
     irises: list[np.ndarray] = field(default_factory=list)
     face_sizes: list[float] = field(default_factory=list)
     counters: _Counters = field(default_factory=_Counters)
+    end_state: TrackerState = TrackerState(None, None)
 
 
 class VisualExtractor:
@@ -274,18 +285,29 @@ class VisualExtractor:
         None items (no picture for that tick) give invalid rows. duration_s defaults to
         T / rate. Tracking carries over from one item to the next.
         """
-        return self._result([self._segment(frames)], duration_s)
+        return self.join([self.track(frames)], duration_s)
 
-    def _segment(self, frames: Iterable[np.ndarray | None], first_tick: int = 0, warm_up: int = 0) -> _Segment:
+    def track(
+        self,
+        frames: Iterable[np.ndarray | None],
+        first_tick: int = 0,
+        warm_up: int = 0,
+        resume: TrackerState | None = None,
+    ) -> TrackedSegment:
         """Track through ``frames`` (ticks from ``first_tick - warm_up``): rows and counters, not yet
         summarised. The first ``warm_up`` ticks only bring the tracker to where a single pass
         would be at ``first_tick`` (the face found and followed): they give no rows and count
-        nothing, and the person tracked at their end is the segment's first reference."""
-        segment = _Segment(first_tick=first_tick)
+        nothing, and the person tracked at their end is the segment's first reference.
+        ``resume``: the previous segment's ``end_state``, so this one goes on exactly as one pass
+        over both would (a live session's parts, tracked as they come)."""
+        segment = TrackedSegment(first_tick=first_tick)
         counters = segment.counters
         empty_row = np.zeros(FULL_DIM, dtype=np.float32)
         nan68, nan_iris = np.full((68, 2), np.nan, np.float32), np.full((2, 2), np.nan, np.float32)
         roi: Roi | None = None
+        if resume is not None:
+            roi, counters.reference = resume.roi, resume.reference
+            counters.first_reference, counters.first_reference_tick = resume.reference, first_tick
         last_image: np.ndarray | None = None
         last_out: tuple[np.ndarray, bool, float, np.ndarray, np.ndarray, float | None] | None = None
 
@@ -317,9 +339,10 @@ class VisualExtractor:
             segment.irises.append(iris)
             if size is not None:
                 segment.face_sizes.append(size)
+        segment.end_state = TrackerState(roi, counters.reference)
         return segment
 
-    def _result(self, segments: Sequence[_Segment], duration_s: float | None = None) -> VisualResult:
+    def join(self, segments: Sequence[TrackedSegment], duration_s: float | None = None) -> VisualResult:
         """Segments of consecutive ticks, joined on the interview clock and summarised."""
         spec = self.spec
         counters = _Counters()
@@ -403,9 +426,9 @@ class VisualExtractor:
         total = stated_ticks(video, self.spec.rate_hz, max_seconds) if partners else None
         if total is None or total < parts * MIN_SPLIT_S * self.spec.rate_hz:
             sampler = VideoSampler(video, self.spec.rate_hz, max_seconds)
-            return self._finished(self._result([self._segment(sampler)]), sampler, max_seconds, 1)
+            return self._finished(self.join([self.track(sampler)]), sampler, max_seconds, 1)
         bounds = [round(total * k / parts) for k in range(parts + 1)]
-        # each later segment starts its tracker a little before its first tick (see _segment)
+        # each later segment starts its tracker a little before its first tick (see track)
         warm_up = [0] + [round(SPLIT_WARM_UP_S * self.spec.rate_hz)] * (parts - 1)
         samplers = [
             VideoSampler(
@@ -419,10 +442,10 @@ class VisualExtractor:
         ]
         extractors = [self, *partners]
         with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="visual-segment") as pool:
-            futures = [pool.submit(extractors[k]._segment, samplers[k], bounds[k], warm_up[k]) for k in range(parts)]
+            futures = [pool.submit(extractors[k].track, samplers[k], bounds[k], warm_up[k]) for k in range(parts)]
             segments = [future.result() for future in futures]
         # the last segment's sampler read the video to its end: duration, cut and rotation are its
-        return self._finished(self._result(segments), samplers[-1], max_seconds, parts)
+        return self._finished(self.join(segments), samplers[-1], max_seconds, parts)
 
     def _finished(
         self, result: VisualResult, sampler: VideoSampler, max_seconds: float | None, parts: int
