@@ -64,6 +64,14 @@ class AudioMonitor:
 NO_FACE = f"no face for {SPAN_S:.0f} s: is the camera covered, or the patient out of view?"
 
 
+def person_changed(at_s: float) -> str:
+    """The warning for a change of the person on camera (the tracker's appearance check)."""
+    return (
+        f"the person on camera changed at {at_s:.0f} s: is someone else in front of the camera? "
+        "The estimate is about whoever is on camera, not only the patient"
+    )
+
+
 class FaceMonitor:
     """No face over the last ``SPAN_S`` s of a session's tracked video ticks, once per episode."""
 

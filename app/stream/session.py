@@ -23,7 +23,7 @@ from app.errors import BadRequestError, IdleTimeoutError, ServiceError
 from app.features.visual.tracking import TrackedSegment, TrackerState
 from app.metrics import Metrics
 from app.stream.live_video import LiveVideo
-from app.stream.monitor import AudioMonitor, FaceMonitor
+from app.stream.monitor import AudioMonitor, FaceMonitor, person_changed
 from app.stream.protocol import (
     AUDIO_FRAME,
     VIDEO_FRAME,
@@ -185,7 +185,9 @@ class StreamSession:
         if live.stopped is not None and live.stopped != SESSION_ENDED:
             return
         live.tracked(segment)
-        for warning in self._face_monitor.feed(segment.valid):
+        warnings = self._face_monitor.feed(segment.valid)
+        warnings += [person_changed(tick / live.rate_hz) for tick in segment.identity_switches]
+        for warning in warnings:
             await self._send(WarningMessage(message=warning))
         self._tracking = None
         self._maybe_track()  # the pictures that came meanwhile

@@ -8,7 +8,7 @@ import hashlib
 import itertools
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -226,6 +226,37 @@ def test_an_estimate_without_captions_says_the_speech_is_heard_for_the_final_ans
         assert not text["used"] and text["reason"] == "no captions: the speech is recognised for the final answer"
 
 
+def _paced_session(client: TestClient, pictures: list[bytes], captions: list[dict], fps: int = 10) -> list[dict]:
+    """A video session paced as a call is: each running estimate is awaited before the next 10 s
+    of media (the server would be that far ahead at real time); every message until ``final``."""
+    captions = list(captions)
+    received: list[dict] = []
+    with client.websocket_connect("/stream") as websocket:
+        websocket.send_json({"type": "config", "video": {}, "captions": bool(captions)})
+        received.append(websocket.receive_json())
+        due, covered = 10.0, 0.0
+        for k, picture in enumerate(pictures):
+            now = k / fps
+            while captions and captions[0]["start"] <= now:
+                covered = max(covered, captions[0]["end"])
+                websocket.send_json(captions.pop(0))
+            websocket.send_bytes(_video(now, picture))
+            covered = max(covered, now)
+            if covered >= due:
+                while received[-1]["type"] != "estimate":
+                    received.append(websocket.receive_json())
+                due = received[-1]["stream_s"] + 10.0
+                received.append({"type": "sent", "at": now})
+        websocket.send_json({"type": "end"})
+        while received[-1]["type"] not in ("final", "error"):
+            received.append(websocket.receive_json())
+    return received
+
+
+def _jpegs(frames: Iterable[np.ndarray]) -> list[bytes]:
+    return [cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes() for rgb in frames]
+
+
 @pytest.fixture(scope="module")
 def lenient_client(
     tmp_path_factory: pytest.TempPathFactory, extraction_models: ExtractionModels
@@ -242,37 +273,15 @@ def test_running_estimates_see_the_face_tracked_so_far_and_its_absence_is_warned
     from tests.media import face_frames
 
     fps, face_s, call_s = 10, 25, 48
-    pictures = [
-        cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
-        for rgb in itertools.chain(
-            face_frames(face_s * fps, (320, 240), "pan"), face_frames((call_s - face_s) * fps, face=False)
-        )
-    ]
+    pictures = _jpegs(
+        itertools.chain(face_frames(face_s * fps, (320, 240), "pan"), face_frames((call_s - face_s) * fps, face=False))
+    )
     sentences = [s.strip() for s in TRANSCRIPT.split(".") if s.strip()]
     captions = [
         {"type": "transcript", "speaker": "Participant", "start": 4.0 * k, "end": 4.0 * k + 3.8, "text": text}
         for k, text in enumerate((sentences * 3)[: call_s // 4])
     ]
-    received: list[dict] = []
-    with lenient_client.websocket_connect("/stream") as websocket:
-        websocket.send_json({"type": "config", "video": {}, "captions": True})
-        received.append(websocket.receive_json())
-        due, covered = 10.0, 0.0
-        for k, picture in enumerate(pictures):
-            now = k / fps
-            while captions and captions[0]["start"] <= now:
-                covered = max(covered, captions[0]["end"])
-                websocket.send_json(captions.pop(0))
-            websocket.send_bytes(_video(now, picture))
-            covered = max(covered, now)
-            if covered >= due:  # paced as a call is: each estimate before the next 10 s
-                while received[-1]["type"] != "estimate":
-                    received.append(websocket.receive_json())
-                due = received[-1]["stream_s"] + 10.0
-                received.append({"type": "sent", "at": now})
-        websocket.send_json({"type": "end"})
-        while received[-1]["type"] != "final":
-            received.append(websocket.receive_json())
+    received = _paced_session(lenient_client, pictures, captions)
     estimates = [m for m in received if m["type"] == "estimate"]
     with_video = [m for m in estimates if m["video_s"] > 0]
     assert with_video, estimates
@@ -288,3 +297,23 @@ def test_running_estimates_see_the_face_tracked_so_far_and_its_absence_is_warned
     assert warnings == ["no face for 10 s: is the camera covered, or the patient out of view?"], warnings
     final = received[-1]["answer"]
     assert final["inputs"]["visual"]["used"] and final["inputs"]["visual"]["format"] == "matroska (mjpeg)"
+
+
+def test_a_change_of_the_person_on_camera_is_warned_about_as_it_is_tracked(lenient_client: TestClient) -> None:
+    from tests.media import face_frames
+
+    half = 120  # 12 s each
+    pictures = _jpegs(
+        itertools.chain(
+            face_frames(half, (320, 240), "pan"), face_frames(half, (320, 240), "pan", seed=3, person="hopper")
+        )
+    )
+    received = _paced_session(lenient_client, pictures, [])
+    warnings = [m["message"] for m in received if m["type"] == "warning"]
+    changed = [w for w in warnings if w.startswith("the person on camera changed at ")]
+    assert len(changed) == 1, warnings
+    assert abs(float(changed[0].split(" at ")[1].split(" s")[0]) - half / 10) <= 1.0
+    # said before the end: the estimate at 20 s waited for the pictures the change is in
+    end = next(k for k, m in enumerate(received) if m["type"] == "sent" and m["at"] >= 20)
+    assert any(m["type"] == "warning" and m["message"] in changed for m in received[:end])
+    assert received[-1]["type"] == "final"

@@ -201,6 +201,11 @@ class TrackedSegment:
     counters: _Counters = field(default_factory=_Counters)
     end_state: TrackerState = TrackerState(None, None)
 
+    @property
+    def identity_switches(self) -> list[int]:
+        """Ticks at which the analysed face became another person's (within this segment)."""
+        return list(self.counters.switches)
+
 
 class VisualExtractor:
     """Video or RGB frames -> visual frames in the manifest's layout plus quality figures.
