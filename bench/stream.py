@@ -4,7 +4,8 @@
 
 Per level, that many concurrent sessions replay the same generated call (an MJPEG 320x240
 10-fps talking face, espeak-ng speech as 100-ms PCM blocks, captions as each segment ends)
-at its own pace, through ``app.client.stream.run_session``. Measured in one run:
+at its own pace, through ``app.client.stream.run_session``; ``--no-captions`` sends no captions,
+so the running estimates' words come from live speech recognition. Measured in one run:
 
 - estimate lag: from the moment the media an ``estimate`` (or ``window``) covers were sent
   to its arrival (stream clock against wall clock, both from the session's start);
@@ -64,7 +65,7 @@ def make_call(folder: Path, seconds: float) -> dict[str, Path]:
     }
 
 
-def one_session(url: str, media: dict[str, Path], out: dict[str, Any]) -> None:
+def one_session(url: str, media: dict[str, Path], out: dict[str, Any], captions: bool = True) -> None:
     from app.client.stream import config_message, replay_frames, run_session
 
     arrivals: list[tuple[float, dict]] = []
@@ -72,12 +73,12 @@ def one_session(url: str, media: dict[str, Path], out: dict[str, Any]) -> None:
     sent_end: list[float] = []
 
     def frames():
-        yield from replay_frames(media["video"], media["audio"], media["captions"])
+        yield from replay_frames(media["video"], media["audio"], media["captions"] if captions else None)
         sent_end.append(time.monotonic() - started)
 
     result = run_session(
         url,
-        config_message(media["video"], True, True),
+        config_message(media["video"], True, captions),
         frames(),
         realtime=True,
         on_message=lambda m: arrivals.append((time.monotonic() - started, m)),
@@ -85,9 +86,8 @@ def one_session(url: str, media: dict[str, Path], out: dict[str, Any]) -> None:
     lags = [at - m["stream_s"] for at, m in arrivals if m["type"] == "estimate"]
     # how far the tracked video trails the audio in each estimate, and how many used the face
     video_behind = [m["stream_s"] - m["video_s"] for _, m in arrivals if m["type"] == "estimate" and m["video_s"]]
-    face_used = [
-        m for _, m in arrivals if m["type"] == "estimate" and m["modalities"].get("visual", {}).get("used")
-    ]
+    face_used = [m for _, m in arrivals if m["type"] == "estimate" and m["modalities"].get("visual", {}).get("used")]
+    words_used = [m for _, m in arrivals if m["type"] == "estimate" and m["modalities"].get("text", {}).get("used")]
     window_lags = [at - m["end_s"] for at, m in arrivals if m["type"] == "window"]
     final = [at for at, m in arrivals if m["type"] == "final"]
     out.update(
@@ -96,15 +96,18 @@ def one_session(url: str, media: dict[str, Path], out: dict[str, Any]) -> None:
         estimate_lag_s=lags,
         video_behind_s=video_behind,
         face_used=len(face_used),
+        words_used=len(words_used),
         window_lag_s=window_lags,
         final_after_end_s=(final[0] - sent_end[0]) if final and sent_end else None,
     )
 
 
-def run_level(url: str, pid: int, media: dict[str, Path], sessions: int, seconds: float) -> dict[str, Any]:
+def run_level(
+    url: str, pid: int, media: dict[str, Path], sessions: int, seconds: float, captions: bool = True
+) -> dict[str, Any]:
     outs: list[dict[str, Any]] = [{} for _ in range(sessions)]
     cpu0, wall0 = tree_cpu_seconds(pid), time.monotonic()
-    threads = [threading.Thread(target=one_session, args=(url, media, outs[k])) for k in range(sessions)]
+    threads = [threading.Thread(target=one_session, args=(url, media, outs[k], captions)) for k in range(sessions)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -123,6 +126,7 @@ def run_level(url: str, pid: int, media: dict[str, Path], sessions: int, seconds
         "window_lag_max_s": max(windows) if windows else None,
         "video_behind_max_s": max(behind) if behind else None,
         "estimates_with_face": sum(o.get("face_used", 0) for o in outs),
+        "estimates_with_words": sum(o.get("words_used", 0) for o in outs),
         "final_after_end_s": statistics.median(finals) if finals else None,
         "server_cpu_s": cpu,
         "wall_s": wall,
@@ -135,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=75.0, help="length of the replayed call")
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 2], help="concurrent sessions per level")
+    parser.add_argument(
+        "--no-captions", action="store_true", help="send no captions: the words come from live speech recognition"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
@@ -144,9 +151,9 @@ def main(argv: list[str] | None = None) -> None:
             levels = []
             for sessions in args.sessions:
                 print(f"[{sessions} sessions] {args.seconds:.0f}-s call at real time ...", file=sys.stderr)
-                levels.append(run_level(url, server.pid, media, sessions, args.seconds))
+                levels.append(run_level(url, server.pid, media, sessions, args.seconds, not args.no_captions))
     print(
-        "| sessions | closed | estimates (with the face) | estimate lag p50 / max | window lag max | "
+        "| sessions | closed | estimates (with the face, with words) | estimate lag p50 / max | window lag max | "
         "video behind the audio, max | final after end | server CPU s | cores per session |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
@@ -156,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
             return "n/a" if v is None else f"{v:.2f} s"
 
         print(
-            f"| {level['sessions']} | {level['closed']} | {level['estimates']} ({level['estimates_with_face']}) | "
+            f"| {level['sessions']} | {level['closed']} | {level['estimates']} ({level['estimates_with_face']}, "
+            f"{level['estimates_with_words']}) | "
             f"{s(level['estimate_lag_p50_s'])} / {s(level['estimate_lag_max_s'])} | {s(level['window_lag_max_s'])} | "
             f"{s(level['video_behind_max_s'])} | {s(level['final_after_end_s'])} | "
             f"{level['server_cpu_s']:.1f} | {level['cores_per_session_during_call']:.2f} |"

@@ -40,6 +40,7 @@ from app.model_store import text_encoder_dir
 from app.probe import MediaInfo, probe
 from app.runtime import RuntimeConfig
 from app.speech import hearing
+from app.speech.live import LiveWords, hear_new_speech
 from app.speech.sources import participant_source
 from app.windows import AudioTrack, TextTrack, VisualTrack, WindowBatch, build_windows
 
@@ -699,15 +700,34 @@ def track_live_video(job: LiveVideoJob, face_models: FaceModels) -> TrackedSegme
     return extractor.track((picture(p) for p in job.pictures), job.first_tick, resume=job.resume)
 
 
-# what a worker does: an interview's extraction, or a live session's next pictures tracked
-WorkerJob = ExtractionJob | LiveVideoJob
-WorkerResult = Extracted | TrackedSegment
+@dataclass(frozen=True)
+class LiveSpeechJob:
+    """A live session's audio after its last complete turn (s16le mono 16 kHz from ``start_s``),
+    for speech recognition (``app.speech.live``); ``last``: the session is over."""
+
+    pcm: bytes
+    start_s: float
+    last: bool = False
+
+
+def hear_live_speech(job: LiveSpeechJob, speech: hearing.SpeechModels) -> LiveWords:
+    if speech.recogniser is None:
+        raise RuntimeError("the model store has no speech-to-text model")
+    return hear_new_speech(job.pcm, job.start_s, speech.recogniser, job.last)
+
+
+# what a worker does: an interview's extraction, or a live session's next pictures tracked or
+# next speech recognised
+WorkerJob = ExtractionJob | LiveVideoJob | LiveSpeechJob
+WorkerResult = Extracted | TrackedSegment | LiveWords
 
 
 def perform(job: WorkerJob, models: ExtractionModels) -> WorkerResult:
     """The worker's entry: the job's kind picks the work."""
     if isinstance(job, LiveVideoJob):
         return track_live_video(job, models.face_models)
+    if isinstance(job, LiveSpeechJob):
+        return hear_live_speech(job, models.speech)
     return extract(job, models)
 
 

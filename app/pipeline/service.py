@@ -32,8 +32,17 @@ from app.job_store import JobRecord
 from app.jobs import PROGRESS_FEATURES, JobManager, Progress
 from app.metrics import Metrics
 from app.model_store import FusionModel
-from app.pipeline.extraction import Extracted, ExtractionJob, InputLimits, LiveVideoJob, WorkerJob, WorkerResult
+from app.pipeline.extraction import (
+    Extracted,
+    ExtractionJob,
+    InputLimits,
+    LiveSpeechJob,
+    LiveVideoJob,
+    WorkerJob,
+    WorkerResult,
+)
 from app.pipeline.interview import MEDIA_FIELDS, Interview, Receive, parse_options
+from app.speech.live import LiveWords
 from app.speech.sources import CHANNEL_NAMES
 from app.upload import private_folder
 from app.upload.form import ReceivedForm
@@ -146,6 +155,12 @@ class Pipeline:
         segment = await self.extractor.run(job, self.settings.request_timeout_s)
         assert isinstance(segment, TrackedSegment)
         return segment
+
+    async def hear_live(self, pcm: bytes, start_s: float) -> LiveWords:
+        """A live session's audio after its last complete turn through speech recognition, in a worker."""
+        words = await self.extractor.run(LiveSpeechJob(pcm, start_s), self.settings.request_timeout_s)
+        assert isinstance(words, LiveWords)
+        return words
 
     async def _receive(self, receive: Receive, folder: Path, request_id: str, started: float) -> Interview:
         """The uploads into ``folder`` (caps: 413), then checked (400, 415, 422) before any work."""

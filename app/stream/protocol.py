@@ -123,10 +123,10 @@ class WindowMessage(_Message):
 class EstimateMessage(_Message):
     """The running participant-level answer for the media so far (at most every 10 s of stream time).
 
-    It comes from the audio and the captions so far, and from the video tracked so far (it is
-    tracked in 10-s parts as it comes, so it reaches ``video_s``, a part or two behind). Speech
-    recognition, when no captions come, runs for the final answer only (``modalities`` says
-    so). ``total`` is None while nothing is usable yet.
+    It comes from the audio and the captions so far, and from the video tracked so far (in 1-s
+    parts as it comes, up to ``video_s``). Without captions its words come from live speech
+    recognition of the audio (the stretches a pause has ended). ``total`` is None while
+    nothing is usable yet; ``modalities`` gives each one's state and reason.
     """
 
     type: Literal["estimate"] = "estimate"

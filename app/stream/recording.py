@@ -177,14 +177,16 @@ class StreamRecording:
         captions = float(self._segments[-1]["end"]) if self._segments else 0.0  # type: ignore[arg-type]
         return max(self.audio_seconds, captions, self.video_seconds)
 
-    def snapshot(self) -> ReceivedForm:
-        """The audio and captions so far as a form (the video waits for the end: see EstimateMessage)."""
+    def snapshot(self, heard: list[dict[str, object]] | None = None) -> ReceivedForm:
+        """The audio and captions so far as a form (the video is tracked as it comes, apart);
+        ``heard``: segments recognised live from the audio, in the captions' place."""
         form = ReceivedForm()
         audio = self.folder / "stream-audio.wav"
         if self._audio_bytes:
             form.files["audio"] = ReceivedFile(audio.stat().st_size, "wav", "audio/wav", path=audio)
-        if self._segments:
-            data = json.dumps(self._segments).encode("utf-8")
+        segments = self._segments or heard or []
+        if segments:
+            data = json.dumps(segments).encode("utf-8")
             form.files["transcript"] = ReceivedFile(len(data), "json", "application/json", data=data)
         if self.config.participant_speaker is not None:
             form.fields["participant_speaker"] = self.config.participant_speaker

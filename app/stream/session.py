@@ -22,6 +22,8 @@ from app.answer.schema import PredictResponse
 from app.errors import BadRequestError, IdleTimeoutError, ServiceError
 from app.features.visual.tracking import TrackedSegment, TrackerState
 from app.metrics import Metrics
+from app.speech.live import LiveWords
+from app.stream.live_speech import LiveSpeech
 from app.stream.live_video import LiveVideo
 from app.stream.monitor import AudioMonitor, FaceMonitor, person_changed
 from app.stream.protocol import (
@@ -50,6 +52,9 @@ Interim = Callable[[ReceivedForm, tuple[TrackedSegment, ...], float], Awaitable[
 # a part of the session's pictures through the face tracker: (first tick, a JPEG per tick,
 # where the previous part left the tracker) -> its segment (Pipeline.track_live)
 TrackPictures = Callable[[int, tuple[bytes | None, ...], TrackerState | None], Awaitable[TrackedSegment]]
+# the session's audio after its last complete turn (s16le, its start on the session clock)
+# through speech recognition (Pipeline.hear_live)
+HearSpeech = Callable[[bytes, float], Awaitable[LiveWords]]
 
 # a running estimate at most this often, in stream time
 ESTIMATE_EVERY_S = 10.0
@@ -57,6 +62,8 @@ VISUAL_AT_THE_END = "the video is analysed for the final answer"
 LIVE_VIDEO_FAILED = "the live video analysis failed"
 SESSION_ENDED = "the session ended"
 SPEECH_AT_THE_END = "no captions: the speech is recognised for the final answer"
+NOTHING_HEARD_YET = "no captions, and live speech recognition has heard no complete turn yet"
+LIVE_SPEECH_FAILED = "the live speech recognition failed"
 log = logging.getLogger("app.stream")
 
 
@@ -83,6 +90,7 @@ class StreamSession:
         recognises_speech: bool = True,
         track: TrackPictures | None = None,
         video_rate_hz: float = 10.0,
+        hear: HearSpeech | None = None,
     ) -> None:
         self.config, self.limits, self.request_id = config, limits, request_id
         self._incoming, self._outgoing, self._metrics = incoming, outgoing, metrics
@@ -97,6 +105,11 @@ class StreamSession:
         self._track = track
         self._tracking: asyncio.Task[None] | None = None
         self._face_monitor = FaceMonitor(video_rate_hz)
+        # the words of the audio, recognised as it comes when no captions do
+        live_words = hear is not None and recognises_speech and config.audio is not None and not config.captions
+        self._live_speech = LiveSpeech() if live_words else None
+        self._hear = hear
+        self._hearing: asyncio.Task[None] | None = None
 
     async def receive(self, folder: Path) -> ReceivedForm:
         recording = StreamRecording(folder, self.config, self.limits)
@@ -132,15 +145,15 @@ class StreamSession:
             return
         self._next_estimate_s = covered + ESTIMATE_EVERY_S
         video_ticks = self._live_video.decided_ticks if self._live_video is not None else 0
-        self._estimating = asyncio.create_task(
-            self._estimate(recording.snapshot(), video_ticks, covered, time.perf_counter())
-        )
+        self._estimating = asyncio.create_task(self._estimate(recording, video_ticks, covered, time.perf_counter()))
 
     async def _settled(self) -> None:
         """Wait for the estimate and the tracking running now (none starts after ``end``)."""
         if self._live_video is not None:
             self._live_video.stop(SESSION_ENDED)
-        running = {task for task in (self._estimating, self._tracking) if task is not None}
+        if self._live_speech is not None:
+            self._live_speech.stop(SESSION_ENDED)
+        running = {task for task in (self._estimating, self._tracking, self._hearing) if task is not None}
         if running:
             await asyncio.wait(running)
 
@@ -166,7 +179,7 @@ class StreamSession:
             if self._tracking is None or self._tracking.done():
                 break  # nothing is waiting after all: never wait for ever
             await asyncio.wait({self._tracking})
-        if live.stopped is not None or not live.segments:
+        if live.stopped not in (None, SESSION_ENDED) or not live.segments:
             return (), 0.0
         return tuple(live.segments), live.tracked_s
 
@@ -192,12 +205,43 @@ class StreamSession:
         self._tracking = None
         self._maybe_track()  # the pictures that came meanwhile
 
+    # -- live speech recognition -------------------------------------------------------------
+
+    def _maybe_hear(self, now: bool = False) -> None:
+        speech = self._live_speech
+        if speech is None or not speech.ready(now) or (self._hearing is not None and not self._hearing.done()):
+            return
+        self._hearing = asyncio.create_task(self._hear_part(*speech.next_call()))
+
+    async def _hear_part(self, pcm: bytes, start_s: float) -> None:
+        speech = self._live_speech
+        assert speech is not None and self._hear is not None
+        try:
+            words = await self._hear(pcm, start_s)
+        except Exception as exc:  # the estimates go on without live words; the final answer still hears them
+            speech.stop(LIVE_SPEECH_FAILED)
+            log.warning("live speech recognition failed: %s", type(exc).__name__, extra={"request_id": self.request_id})
+            await self._send(WarningMessage(message=LIVE_SPEECH_FAILED + "; the final answer still hears the call"))
+            return
+        speech.heard(words)
+
+    async def _words(self) -> list[dict[str, object]] | None:
+        """The words heard live so far, once the call in flight is back (a few seconds of audio)."""
+        speech = self._live_speech
+        if speech is None:
+            return None
+        self._maybe_hear(now=True)
+        if self._hearing is not None and not self._hearing.done():
+            await asyncio.wait({self._hearing})
+        return list(speech.segments) if speech.stopped in (None, SESSION_ENDED) else None
+
     # -- running estimates -------------------------------------------------------------------
 
-    async def _estimate(self, form: ReceivedForm, video_ticks: int, covered_s: float, media_in: float) -> None:
+    async def _estimate(self, recording: StreamRecording, video_ticks: int, covered_s: float, media_in: float) -> None:
         assert self._interim is not None
         try:
             video = await self._video_until(video_ticks)
+            form = recording.snapshot(heard=await self._words())
             try:
                 answer = await self._interim(form, *video)
             except ServiceError as exc:
@@ -241,13 +285,21 @@ class StreamSession:
         """The states of an estimate, with the modalities only the final answer analyses said so."""
         states = dict(states)
         live = self._live_video
-        if self.config.video is not None and (live is None or live.stopped is not None or not live.segments):
-            why = live.stopped if live is not None and live.stopped else None
+        if self.config.video is not None and (
+            live is None or live.stopped not in (None, SESSION_ENDED) or not live.segments
+        ):
+            why = live.stopped if live is not None and live.stopped != SESSION_ENDED else None
             states["visual"] = ModalityState(
                 used=False, reason=f"{why}: {VISUAL_AT_THE_END}" if why else VISUAL_AT_THE_END
             )
         if not self.config.captions and self._recognises_speech and self.config.audio is not None:
-            states["text"] = ModalityState(used=False, reason=SPEECH_AT_THE_END)
+            speech = self._live_speech
+            if speech is None or speech.stopped not in (None, SESSION_ENDED):
+                why = speech.stopped if speech is not None else None
+                reason = f"{why}: {SPEECH_AT_THE_END}" if why else SPEECH_AT_THE_END
+                states["text"] = ModalityState(used=False, reason=reason)
+            elif not speech.segments:
+                states["text"] = ModalityState(used=False, reason=NOTHING_HEARD_YET)
         return states
 
     async def _send(self, message: BaseModel) -> None:
@@ -261,7 +313,13 @@ class StreamSession:
         if kind == AUDIO_FRAME:
             recording.add_audio(frame[1:])
             self._metrics.stream_frames_total.labels(kind="audio").inc()
-            return self._audio_monitor.feed(frame[1:])
+            warnings = self._audio_monitor.feed(frame[1:])
+            if self._live_speech is not None:
+                stopped = self._live_speech.add(frame[1:])
+                if stopped:
+                    warnings.append(f"{stopped}: the running estimates go on without its words")
+                self._maybe_hear()
+            return warnings
         elif kind == VIDEO_FRAME:
             timestamp, jpeg = split_video_frame(frame[1:])
             recorded_s = recording.add_video(timestamp, jpeg)

@@ -214,16 +214,48 @@ def test_silence_during_the_call_is_warned_about_as_it_happens(app_client: TestC
     assert closed == 4422  # twelve seconds of silence are not evidence
 
 
-def test_an_estimate_without_captions_says_the_speech_is_heard_for_the_final_answer(app_client: TestClient) -> None:
-    # the running estimate does not recognise speech (it would hear the whole call again each
-    # time): its text state must say so, not blame the setting
+def test_an_estimate_without_captions_says_live_recognition_heard_no_turn_yet(app_client: TestClient) -> None:
+    # a steady tone is not speech: the live recognition hears no turn, and the estimates say so
     tone = (0.3 * 32767 * np.sin(2 * np.pi * 220 * np.arange(1600) / 16000)).astype("<i2").tobytes()
     received, _ = _session(app_client, {"type": "config", "audio": {}}, *[b"\x01" + tone] * 110, {"type": "end"})
     estimates = [m for m in received if m["type"] == "estimate"]
     assert estimates, received
     for message in estimates:
         text = message["modalities"]["text"]
-        assert not text["used"] and text["reason"] == "no captions: the speech is recognised for the final answer"
+        assert not text["used"]
+        assert text["reason"] == "no captions, and live speech recognition has heard no complete turn yet"
+
+
+def test_without_captions_the_running_estimates_hear_the_words_as_they_are_spoken(app_client: TestClient) -> None:
+    from tests.media import speech_signal
+
+    signal = speech_signal(" ".join([TRANSCRIPT] * 2), 16000)
+    pcm = (np.clip(signal, -1, 1) * 32767).astype("<i2").tobytes()
+    blocks = [pcm[k : k + 3200] for k in range(0, len(pcm), 3200)]  # 100 ms each
+    received: list[dict] = []
+    with app_client.websocket_connect("/stream") as websocket:
+        websocket.send_json({"type": "config", "audio": {}})
+        received.append(websocket.receive_json())
+        due = 10.0
+        for k, block in enumerate(blocks):
+            websocket.send_bytes(b"\x01" + block)
+            if (k + 1) / 10 >= due:  # paced as a call is: each estimate before the next 10 s
+                while received[-1]["type"] != "estimate":
+                    received.append(websocket.receive_json())
+                due = received[-1]["stream_s"] + 10.0
+                received.append({"type": "sent"})
+        websocket.send_json({"type": "end"})
+        while received[-1]["type"] != "final":
+            received.append(websocket.receive_json())
+    estimates = [m for m in received if m["type"] == "estimate"]
+    heard = [m for m in estimates if m["modalities"]["text"]["used"]]
+    assert heard, [m["modalities"]["text"] for m in estimates]
+    assert all(m["weights"]["text"] > 0 for m in heard)
+    # once the words are heard they stay heard: later estimates have more of them, never none
+    first = estimates.index(heard[0])
+    assert all(m["modalities"]["text"]["used"] for m in estimates[first:])
+    final = received[-1]["answer"]
+    assert final["inputs"]["text"]["used"] and final["inputs"]["text"]["source"] == "speech recognition"
 
 
 def _paced_session(client: TestClient, pictures: list[bytes], captions: list[dict], fps: int = 10) -> list[dict]:

@@ -90,6 +90,7 @@ async def stream(websocket: WebSocket) -> None:
             recognises_speech=settings.speech_recognition == "auto",
             track=pipeline.track_live,
             video_rate_hz=pipeline.model.manifest.features.visual.rate_hz,
+            hear=pipeline.hear_live,
         )
         answer = await pipeline.predict(session.receive, request_id)
         await connection.outgoing(FinalMessage(answer=answer.model_dump(mode="json")).model_dump())
