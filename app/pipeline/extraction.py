@@ -42,6 +42,7 @@ from app.runtime import RuntimeConfig
 from app.speech import hearing
 from app.speech.live import LiveWords, hear_new_speech
 from app.speech.sources import participant_source
+from app.speech.voices import SAMPLE_RATE as SPEECH_RATE
 from app.windows import AudioTrack, TextTrack, VisualTrack, WindowBatch, build_windows
 
 
@@ -702,18 +703,25 @@ def track_live_video(job: LiveVideoJob, face_models: FaceModels) -> TrackedSegme
 
 @dataclass(frozen=True)
 class LiveSpeechJob:
-    """A live session's audio after its last complete turn (s16le mono 16 kHz from ``start_s``),
-    for speech recognition (``app.speech.live``); ``last``: the session is over."""
+    """Samples [first, end) of a live session's WAV (16-bit mono 16 kHz, in its private folder,
+    still growing) for speech recognition (``app.speech.live``); ``last``: the session is over."""
 
-    pcm: bytes
-    start_s: float
+    audio: Path
+    first_sample: int
+    end_sample: int
     last: bool = False
 
 
 def hear_live_speech(job: LiveSpeechJob, speech: hearing.SpeechModels) -> LiveWords:
+    import wave
+
     if speech.recogniser is None:
         raise RuntimeError("the model store has no speech-to-text model")
-    return hear_new_speech(job.pcm, job.start_s, speech.recogniser, job.last)
+    with wave.open(str(job.audio), "rb") as wav:  # the header is kept valid as the file grows
+        wav.setpos(job.first_sample)
+        pcm = wav.readframes(job.end_sample - job.first_sample)
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    return hear_new_speech(samples, job.first_sample / SPEECH_RATE, speech.recogniser, job.last)
 
 
 # what a worker does: an interview's extraction, or a live session's next pictures tracked or

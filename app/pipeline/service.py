@@ -156,9 +156,11 @@ class Pipeline:
         assert isinstance(segment, TrackedSegment)
         return segment
 
-    async def hear_live(self, pcm: bytes, start_s: float) -> LiveWords:
-        """A live session's audio after its last complete turn through speech recognition, in a worker."""
-        words = await self.extractor.run(LiveSpeechJob(pcm, start_s), self.settings.request_timeout_s)
+    async def hear_live(self, audio: Path, first_sample: int, end_sample: int) -> LiveWords:
+        """Samples of a live session's WAV (after its last complete stretch of speech) through
+        speech recognition, in a worker."""
+        job = LiveSpeechJob(audio, first_sample, end_sample)
+        words = await self.extractor.run(job, self.settings.request_timeout_s)
         assert isinstance(words, LiveWords)
         return words
 

@@ -52,10 +52,10 @@ def _stretches(speech: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
-def hear_new_speech(pcm: bytes, start_s: float, recogniser: SpeechRecogniser, last: bool = False) -> LiveWords:
-    """Recognise the complete stretches of speech in ``pcm`` (s16le mono 16 kHz from ``start_s``
-    on the session clock); ``last``: the call is over, so every stretch is complete."""
-    signal = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+def hear_new_speech(samples: np.ndarray, start_s: float, recogniser: SpeechRecogniser, last: bool = False) -> LiveWords:
+    """Recognise the complete stretches of speech in ``samples`` (float32 mono 16 kHz from
+    ``start_s`` on the session clock); ``last``: the call is over, so every stretch is complete."""
+    signal = np.asarray(samples, np.float32)
     duration = signal.shape[0] / SAMPLE_RATE
     if duration < MIN_TURN_S:
         return LiveWords((), signal.shape[0] if last else 0, None, 0.0)

@@ -76,6 +76,11 @@ class StreamRecording:
         return self._audio_bytes / (SAMPLE_BYTES * SAMPLE_RATE)
 
     @property
+    def audio_path(self) -> Path:
+        """The session's WAV (valid at every frame: its header follows the data)."""
+        return self.folder / "stream-audio.wav"
+
+    @property
     def video_seconds(self) -> float:
         return self._last_timestamp or 0.0
 

@@ -52,9 +52,9 @@ Interim = Callable[[ReceivedForm, tuple[TrackedSegment, ...], float], Awaitable[
 # a part of the session's pictures through the face tracker: (first tick, a JPEG per tick,
 # where the previous part left the tracker) -> its segment (Pipeline.track_live)
 TrackPictures = Callable[[int, tuple[bytes | None, ...], TrackerState | None], Awaitable[TrackedSegment]]
-# the session's audio after its last complete turn (s16le, its start on the session clock)
+# samples [first, end) of the session's WAV (after its last complete stretch of speech)
 # through speech recognition (Pipeline.hear_live)
-HearSpeech = Callable[[bytes, float], Awaitable[LiveWords]]
+HearSpeech = Callable[[Path, int, int], Awaitable[LiveWords]]
 
 # a running estimate at most this often, in stream time
 ESTIMATE_EVERY_S = 10.0
@@ -110,6 +110,7 @@ class StreamSession:
         self._live_speech = LiveSpeech() if live_words else None
         self._hear = hear
         self._hearing: asyncio.Task[None] | None = None
+        self._audio_path: Path | None = None  # the recording's WAV, once it exists
 
     async def receive(self, folder: Path) -> ReceivedForm:
         recording = StreamRecording(folder, self.config, self.limits)
@@ -211,13 +212,14 @@ class StreamSession:
         speech = self._live_speech
         if speech is None or not speech.ready(now) or (self._hearing is not None and not self._hearing.done()):
             return
-        self._hearing = asyncio.create_task(self._hear_part(*speech.next_call()))
+        assert self._audio_path is not None
+        self._hearing = asyncio.create_task(self._hear_part(self._audio_path, *speech.next_call()))
 
-    async def _hear_part(self, pcm: bytes, start_s: float) -> None:
+    async def _hear_part(self, audio: Path, first_sample: int, end_sample: int) -> None:
         speech = self._live_speech
         assert speech is not None and self._hear is not None
         try:
-            words = await self._hear(pcm, start_s)
+            words = await self._hear(audio, first_sample, end_sample)
         except Exception as exc:  # the estimates go on without live words; the final answer still hears them
             speech.stop(LIVE_SPEECH_FAILED)
             log.warning("live speech recognition failed: %s", type(exc).__name__, extra={"request_id": self.request_id})
@@ -315,7 +317,8 @@ class StreamSession:
             self._metrics.stream_frames_total.labels(kind="audio").inc()
             warnings = self._audio_monitor.feed(frame[1:])
             if self._live_speech is not None:
-                stopped = self._live_speech.add(frame[1:])
+                self._audio_path = recording.audio_path
+                stopped = self._live_speech.add((len(frame) - 1) // 2)
                 if stopped:
                     warnings.append(f"{stopped}: the running estimates go on without its words")
                 self._maybe_hear()
