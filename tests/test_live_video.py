@@ -137,3 +137,20 @@ def test_tracked_parts_join_to_the_one_pass_rows_of_the_recorded_video(face_mode
     assert np.array_equal(joined.landmarks_px, one.landmarks_px[:ticks], equal_nan=True)
     assert joined.census.faces_seen == one.census.faces_seen[: len(joined.census.faces_seen)]
     assert joined.quality["identity_switches"] == one.quality["identity_switches"] == 0
+
+
+def test_the_final_answer_tracks_only_the_rest_and_gets_the_one_pass(face_models: FaceModels, tmp_path: Path) -> None:
+    pictures = [_jpeg(rgb) for rgb in face_frames(200, (320, 240), "rotate")]
+    video, recorded = _record(tmp_path, [k / 10 for k in range(len(pictures))], pictures)
+    live = LiveVideo(RATE)
+    for time_s, picture in zip(recorded[:130], pictures[:130], strict=True):  # the call ends later
+        live.add(time_s, picture)
+        if live.ready():
+            live.tracked(track_live_video(LiveVideoJob(FEATURES, *live.next_part()), face_models))
+    assert live.tracked_s == 12.0
+    extractor = VisualExtractor(face_models, FEATURES.visual)
+    final = extractor.extract_rest(video, live.segments)
+    one = extractor.extract(video)
+    assert np.array_equal(final.frames, one.frames) and np.array_equal(final.valid, one.valid)
+    assert final.duration_s == one.duration_s and final.quality == one.quality
+    assert final.census == one.census

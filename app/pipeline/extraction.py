@@ -95,7 +95,8 @@ class ExtractionJob:
     visual_split: int = 1  # segments of the video analysed in parallel (the server was idle when it came)
     beside_visual: bool = False  # the audio and text stages run while the visual one does (idle server too)
     # a live session's video so far, already tracked as it came (LiveVideoJob results, in
-    # order): the visual branch joins them instead of decoding a video file
+    # order): the visual branch joins them instead of decoding a video file, or, with the
+    # recorded ``video`` (the final answer), tracks only the ticks after them
     live_video: tuple[TrackedSegment, ...] = ()
     live_video_s: float = 0.0  # the session time those segments reach
 
@@ -623,7 +624,10 @@ def _visual_branch(
     extractor = VisualExtractor(face_models, job.features.visual)
     helpers = [VisualExtractor(models, job.features.visual) for models in partners]
     try:
-        result = extractor.extract(job.video, job.limits.max_media_seconds, partners=helpers)
+        if job.live_video:  # a live session's final answer: the tracked parts, then the rest
+            result = extractor.extract_rest(job.video, job.live_video, job.limits.max_media_seconds)
+        else:
+            result = extractor.extract(job.video, job.limits.max_media_seconds, partners=helpers)
     except VisualDecodeError:
         warnings.append("the video's frames could not be decoded; the visual branch was not used")
         return None, _absent("the video's frames could not be decoded")

@@ -206,6 +206,8 @@ class Pipeline:
             # both cores for one interview only while it is the only one: under load, one each
             visual_split=self.settings.visual_split if idle else 1,
             beside_visual=idle,
+            # a live session's parts tracked as they came: the final answer tracks only the rest
+            live_video=tuple(s for s in form.tracked_video if isinstance(s, TrackedSegment)) if video else (),
         )
         return Interview(
             request_id=request_id,

@@ -122,7 +122,11 @@ class StreamSession:
                     parsed = parse_client_text(message)
                     if isinstance(parsed, EndMessage):
                         await self._settled()
-                        return recording.form()
+                        form = recording.form()
+                        live = self._live_video
+                        if live is not None and live.stopped == SESSION_ENDED:
+                            form.tracked_video = tuple(live.segments)  # the final answer tracks the rest
+                        return form
                     recording.add_segment(parsed)
                     self._metrics.stream_frames_total.labels(kind="transcript").inc()
                 else:

@@ -74,6 +74,9 @@ class ReceivedFile:
 class ReceivedForm:
     files: dict[str, ReceivedFile] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
+    # a live session's video already tracked as it came (consecutive parts from its first
+    # tick), so the final answer tracks only the rest of the recorded video
+    tracked_video: tuple[object, ...] = ()  # TrackedSegment, opaque here
 
 
 class _Receiver:

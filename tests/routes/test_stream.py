@@ -285,6 +285,25 @@ def _paced_session(client: TestClient, pictures: list[bytes], captions: list[dic
     return received
 
 
+def _posted_as_recorded(client: TestClient, folder: Path, pictures: list[bytes], captions: list[dict]) -> dict:
+    """/predict's answer for the session's media: its pictures as the session records them, its captions."""
+    from app.stream.protocol import ConfigMessage
+    from app.stream.recording import StreamLimits, StreamRecording
+
+    recording = StreamRecording(folder, ConfigMessage(type="config", video={}), StreamLimits.from_settings(Settings()))
+    for k, picture in enumerate(pictures):
+        recording.add_video(k / 10, picture)
+    recording.close()
+    with (folder / "stream-video.mkv").open("rb") as video:
+        files = {
+            "video": ("call.mkv", video, "video/x-matroska"),
+            "transcript": ("captions.json", json.dumps(captions).encode(), "application/json"),
+        }
+        response = client.post("/predict", files=files)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def _jpegs(frames: Iterable[np.ndarray]) -> list[bytes]:
     return [cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes() for rgb in frames]
 
@@ -300,7 +319,7 @@ def lenient_client(
 
 
 def test_running_estimates_see_the_face_tracked_so_far_and_its_absence_is_warned_about(
-    lenient_client: TestClient,
+    lenient_client: TestClient, tmp_path: Path
 ) -> None:
     from tests.media import face_frames
 
@@ -313,6 +332,7 @@ def test_running_estimates_see_the_face_tracked_so_far_and_its_absence_is_warned
         {"type": "transcript", "speaker": "Participant", "start": 4.0 * k, "end": 4.0 * k + 3.8, "text": text}
         for k, text in enumerate((sentences * 3)[: call_s // 4])
     ]
+    sent_captions = [{k: c[k] for k in ("speaker", "start", "end", "text")} for c in captions]
     received = _paced_session(lenient_client, pictures, captions)
     estimates = [m for m in received if m["type"] == "estimate"]
     with_video = [m for m in estimates if m["video_s"] > 0]
@@ -329,6 +349,12 @@ def test_running_estimates_see_the_face_tracked_so_far_and_its_absence_is_warned
     assert warnings == ["no face for 10 s: is the camera covered, or the patient out of view?"], warnings
     final = received[-1]["answer"]
     assert final["inputs"]["visual"]["used"] and final["inputs"]["visual"]["format"] == "matroska (mjpeg)"
+    # the final answer tracked only the pictures after the live parts: still /predict's answer
+    # for the media as streamed
+    posted = _posted_as_recorded(lenient_client, tmp_path, pictures, sent_captions)
+    assert abs(final["phq8"]["total"] - posted["phq8"]["total"]) <= 1e-3
+    assert final["inputs"]["visual"]["quality"] == posted["inputs"]["visual"]["quality"]
+    assert final["attention"]["modalities"] == pytest.approx(posted["attention"]["modalities"], abs=1e-3)
 
 
 def test_a_change_of_the_person_on_camera_is_warned_about_as_it_is_tracked(lenient_client: TestClient) -> None:

@@ -452,6 +452,20 @@ class VisualExtractor:
         # the last segment's sampler read the video to its end: duration, cut and rotation are its
         return self._finished(self.join(segments), samplers[-1], max_seconds, parts)
 
+    def extract_rest(
+        self, video: Path, tracked: Sequence[TrackedSegment], max_seconds: float | None = None
+    ) -> VisualResult:
+        """``extract``'s result for ``video`` when its first ticks were already tracked as
+        ``tracked`` (a live session's parts, consecutive from tick 0, each resumed from the
+        last): only the ticks after them are decoded and tracked, resumed where the last part
+        left the tracker, so the rows are the one pass's. Empty ``tracked``: ``extract``."""
+        done = tracked[-1].first_tick + len(tracked[-1].valid) if tracked else 0
+        if not done:
+            return self.extract(video, max_seconds)
+        sampler = VideoSampler(video, self.spec.rate_hz, max_seconds, first_tick=done)
+        rest = self.track(sampler, done, resume=tracked[-1].end_state)
+        return self._finished(self.join([*tracked, rest]), sampler, max_seconds, 1)
+
     def _finished(
         self, result: VisualResult, sampler: VideoSampler, max_seconds: float | None, parts: int
     ) -> VisualResult:
