@@ -100,3 +100,25 @@ def test_the_session_counts_the_audio_and_keeps_the_words() -> None:
     speech.heard(LiveWords((), consumed_samples=0, confidence=None, seconds=0.0))
     assert speech.add(RATE * 3) == "the live speech recognition fell behind the stream"
     assert not speech.ready(now=True)
+
+
+def test_another_voice_is_told_from_the_sessions_own_by_its_voice_prints(recogniser: SpeechRecogniser) -> None:
+    from app.speech.voices import load_voice_encoder
+    from app.stream.monitor import VoiceMonitor
+    from tests.media import speech_signal
+
+    encoder = load_voice_encoder(MODEL_STORE, RuntimeConfig(intra_op_threads=1))
+    gap = np.zeros(RATE, np.float32)
+    patient = [speech_signal(sentence, RATE, voice="en-us+m3") for sentence in SENTENCES[:4]]
+    other = [speech_signal(sentence, RATE, voice="en+anika") for sentence in SENTENCES[4:6]]
+    signal = _as_streamed(np.concatenate([part for voice in (*patient, *other) for part in (voice, gap)]))
+    other_from = sum(len(v) + len(gap) for v in patient) / RATE
+    monitor, warnings, done = VoiceMonitor(), [], 0
+    for end in range(5 * RATE, len(signal) + 5 * RATE, 5 * RATE):  # a call every 5 s, as a session makes
+        last = end >= len(signal)
+        words = hear_new_speech(signal[done:end], done / RATE, recogniser, last=last, voice_encoder=encoder)
+        done += words.consumed_samples
+        warnings += monitor.feed(words.voices)
+    assert len(warnings) == 1, warnings
+    since = float(warnings[0].split("since ")[1].split(" s")[0])
+    assert abs(since - other_from) <= 1.5, (warnings, other_from)

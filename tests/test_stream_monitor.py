@@ -1,10 +1,11 @@
-"""Live audio warnings (pure): silence and clipping over the last 10 s, once per episode."""
+"""Live audio warnings (pure): silence and clipping over the last 10 s, and another voice than
+the session's first one, each once per episode."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from app.stream.monitor import CLIPPING, SILENCE, AudioMonitor
+from app.stream.monitor import CLIPPING, SILENCE, AudioMonitor, VoiceMonitor, other_voice
 
 RATE = 16000
 
@@ -45,3 +46,19 @@ def test_clipped_audio_is_warned_about() -> None:
     loud = np.clip(_speech_like(15, level=3.0), -1.0, 1.0)
     assert _warnings(monitor, loud) == [CLIPPING]
     assert _warnings(AudioMonitor(), np.clip(_speech_like(15, level=0.9), -1, 1)) == []
+
+
+def _print(direction: int) -> tuple[float, ...]:
+    voice = np.zeros(256)
+    voice[direction] = 1.0
+    return tuple(voice)
+
+
+def test_another_voice_speaking_for_five_seconds_is_warned_about_once_per_episode() -> None:
+    monitor = VoiceMonitor()
+    # the first 10 s of printed speech are the session's voice
+    assert monitor.feed([(0.0, 4.0, _print(0)), (5.0, 11.0, _print(0))]) == []
+    assert monitor.feed([(12.0, 15.0, _print(1))]) == []  # 3 s of another voice: not yet
+    assert monitor.feed([(16.0, 18.5, _print(1))]) == [other_voice(12.0)]
+    assert monitor.feed([(19.0, 30.0, _print(1))]) == []  # the same episode
+    assert monitor.feed([(31.0, 33.0, _print(0)), (34.0, 40.0, _print(2))]) == [other_voice(34.0)]

@@ -725,7 +725,8 @@ def hear_live_speech(job: LiveSpeechJob, speech: hearing.SpeechModels) -> LiveWo
         wav.setpos(job.first_sample)
         pcm = wav.readframes(job.end_sample - job.first_sample)
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    return hear_new_speech(samples, job.first_sample / SPEECH_RATE, speech.recogniser, job.last)
+    start_s = job.first_sample / SPEECH_RATE
+    return hear_new_speech(samples, start_s, speech.recogniser, job.last, voice_encoder=speech.voice_encoder)
 
 
 # what a worker does: an interview's extraction, or a live session's next pictures tracked or

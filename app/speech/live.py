@@ -8,7 +8,9 @@ stretch still open after ``MAX_OPEN_S`` of audio is recognised anyway (the recog
 long input at its quietest points). The words are timed on the session clock.
 
 No speaker separation runs here: the live audio is one voice's side of the call as the
-protocol's config says (``channels: 1``, the patient's side or the room). The final answer
+protocol's config says (``channels: 1``, the patient's side or the room). With the voice
+encoder, each stretch of ``VOICE_PRINT_S`` or more also gets its voice print, so the session
+can say when another voice speaks (``app.stream.monitor.VoiceMonitor``). The final answer
 runs the whole speech stage (separation, the patient's turns, recognition) on the whole call.
 """
 
@@ -18,15 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.runtime import ModelRuntime
 from app.speech.recognition import SpeechRecogniser
-from app.speech.turns import voice_activity
-from app.speech.voices import FRAME_S, SAMPLE_RATE, encoder_mel
+from app.speech.turns import PIECE_S, voice_activity
+from app.speech.voices import FRAME_S, SAMPLE_RATE, embed_segments, encoder_mel
 
 MIN_TURN_S = 0.5  # as the speech stage: a shorter stretch holds no word worth the call
 # a pause this long ends a stretch: between sentences, not inside a word (voice activity
 # already bridges pauses under 0.3 s); a turn's 1-s gap would leave fluent speech unheard
 CUT_PAUSE_S = 0.5
 MAX_OPEN_S = 15.0  # an open stretch this long is recognised without waiting for its pause
+VOICE_PRINT_S = PIECE_S  # the speech stage's voice prints are of pieces this long
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class LiveWords:
     consumed_samples: int  # the samples of the call's audio done with: the next call starts after them
     confidence: float | None  # mean token probability over the utterances
     seconds: float  # of speech recognised
+    # (start s, end s, unit voice print) of each complete stretch long enough for one
+    voices: tuple[tuple[float, float, tuple[float, ...]], ...] = ()
 
 
 def _stretches(speech: np.ndarray) -> list[tuple[int, int]]:
@@ -52,9 +58,16 @@ def _stretches(speech: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
-def hear_new_speech(samples: np.ndarray, start_s: float, recogniser: SpeechRecogniser, last: bool = False) -> LiveWords:
+def hear_new_speech(
+    samples: np.ndarray,
+    start_s: float,
+    recogniser: SpeechRecogniser,
+    last: bool = False,
+    voice_encoder: ModelRuntime | None = None,
+) -> LiveWords:
     """Recognise the complete stretches of speech in ``samples`` (float32 mono 16 kHz from
-    ``start_s`` on the session clock); ``last``: the call is over, so every stretch is complete."""
+    ``start_s`` on the session clock); ``last``: the call is over, so every stretch is complete.
+    With ``voice_encoder``, the voice print of each complete stretch of ``VOICE_PRINT_S`` or more."""
     signal = np.asarray(samples, np.float32)
     duration = signal.shape[0] / SAMPLE_RATE
     if duration < MIN_TURN_S:
@@ -75,7 +88,15 @@ def hear_new_speech(samples: np.ndarray, start_s: float, recogniser: SpeechRecog
         if piece.recognised.confidence is not None:
             tokens += piece.recognised.tokens
             weighted += piece.recognised.confidence * piece.recognised.tokens
+    voiced = [(a, b) for a, b in complete if b - a >= VOICE_PRINT_S] if voice_encoder is not None else []
+    prints = embed_segments(signal, voiced, voice_encoder) if voiced and voice_encoder is not None else []
+    voices = tuple(
+        (round(start_s + a, 3), round(start_s + b, 3), tuple(float(x) for x in p))
+        for (a, b), p in zip(voiced, prints, strict=True)
+        if np.any(p)
+    )
     return LiveWords(
+        voices=voices,
         utterances=tuple(utterances),
         consumed_samples=signal.shape[0] if last else consumed,
         confidence=weighted / tokens if tokens else None,

@@ -92,3 +92,52 @@ class FaceMonitor:
                 self._warned = True
                 started.append(NO_FACE)
         return started
+
+
+# the speech stage's rule for one voice (app.speech.turns): prints this alike are one person
+SAME_VOICE = 0.65
+REFERENCE_VOICE_S = 10.0  # the first this much printed speech is the session's voice
+OTHER_VOICE_S = 5.0  # another voice must speak this long (in a row) to be warned about
+
+
+def other_voice(at_s: float) -> str:
+    return (
+        f"another voice has been speaking since {at_s:.0f} s: is the patient still the one talking? "
+        "The running estimate hears whoever speaks"
+    )
+
+
+class VoiceMonitor:
+    """A voice other than the session's first one, speaking for ``OTHER_VOICE_S`` in a row.
+
+    The first ``REFERENCE_VOICE_S`` of printed speech make the reference (their mean print);
+    each later stretch is compared with it as the speech stage compares voices. Warned once
+    per episode; the reference voice speaking again ends it."""
+
+    def __init__(self) -> None:
+        self._sum: np.ndarray | None = None
+        self._reference_s = 0.0
+        self._reference: np.ndarray | None = None
+        self._other_s = 0.0
+        self._other_from: float | None = None
+        self._warned = False
+
+    def feed(self, voices: Sequence[tuple[float, float, Sequence[float]]]) -> list[str]:
+        started = []
+        for start, end, values in voices:
+            voice = np.asarray(values, dtype=np.float64)
+            if self._reference is None:
+                self._sum = voice * (end - start) if self._sum is None else self._sum + voice * (end - start)
+                self._reference_s += end - start
+                if self._reference_s >= REFERENCE_VOICE_S:
+                    self._reference = self._sum / np.linalg.norm(self._sum)
+                continue
+            if float(voice @ self._reference) / max(float(np.linalg.norm(voice)), 1e-9) >= SAME_VOICE:
+                self._other_s, self._other_from, self._warned = 0.0, None, False
+                continue
+            self._other_from = start if self._other_from is None else self._other_from
+            self._other_s += end - start
+            if self._other_s >= OTHER_VOICE_S and not self._warned:
+                self._warned = True
+                started.append(other_voice(self._other_from))
+        return started

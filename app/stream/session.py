@@ -25,7 +25,7 @@ from app.metrics import Metrics
 from app.speech.live import LiveWords
 from app.stream.live_speech import LiveSpeech
 from app.stream.live_video import LiveVideo
-from app.stream.monitor import AudioMonitor, FaceMonitor, person_changed
+from app.stream.monitor import AudioMonitor, FaceMonitor, VoiceMonitor, person_changed
 from app.stream.protocol import (
     AUDIO_FRAME,
     VIDEO_FRAME,
@@ -111,6 +111,7 @@ class StreamSession:
         self._hear = hear
         self._hearing: asyncio.Task[None] | None = None
         self._audio_path: Path | None = None  # the recording's WAV, once it exists
+        self._voice_monitor = VoiceMonitor()
 
     async def receive(self, folder: Path) -> ReceivedForm:
         recording = StreamRecording(folder, self.config, self.limits)
@@ -230,6 +231,8 @@ class StreamSession:
             await self._send(WarningMessage(message=LIVE_SPEECH_FAILED + "; the final answer still hears the call"))
             return
         speech.heard(words)
+        for warning in self._voice_monitor.feed(words.voices):
+            await self._send(WarningMessage(message=warning))
 
     async def _words(self) -> list[dict[str, object]] | None:
         """The words heard live so far, once the call in flight is back (a few seconds of audio)."""
