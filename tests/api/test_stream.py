@@ -1,10 +1,12 @@
 """WebSocket /stream against a real server (uvicorn, the worker pool, a real WebSocket client):
 the final answer equals /predict's for the same media, a dropped connection frees everything,
-and ``phq-client stream`` replays a recording as a live session."""
+protocol errors and a wrong key get their problem and close code, a fast client holds server
+memory bounded, and ``phq-client stream`` replays a recording as a live session."""
 
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ import pytest
 from websockets.sync.client import connect
 
 from app.client.stream import config_message, replay_frames, run_session
-from tests.api.conftest import ANSWERS, RunningServer
+from tests.api.conftest import ANSWERS, RunningServer, start_server
 from tests.api.helpers import metric_sample
 from tests.media import face_frames, write_media
 
@@ -160,3 +162,65 @@ def test_a_client_sending_far_faster_than_real_time_holds_server_memory_bounded(
     while list(spool_dir.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert list(spool_dir.iterdir()) == []
+
+
+def _refusal(url: str, *messages: str | bytes, headers: dict[str, str] | None = None) -> tuple[int | None, dict]:
+    """Send ``messages`` on a real WebSocket, read until the server closes: (close code, last message)."""
+    from websockets.exceptions import ConnectionClosed
+
+    last: dict = {}
+    with connect(url, additional_headers=headers or {}, max_size=None) as websocket:
+        try:
+            for message in messages:
+                websocket.send(message)
+            while True:
+                last = json.loads(websocket.recv(timeout=30))
+        except ConnectionClosed:
+            pass
+        return websocket.close_code, last
+
+
+CONFIG = json.dumps({"type": "config", "audio": {}, "video": {}})
+
+
+def _picture() -> bytes:
+    import cv2
+    import numpy as np
+
+    return cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("messages", "code", "slug"),
+    [
+        ((b"\x01" + bytes(3200),), 4400, "bad-request"),  # media before the config
+        (("not json",), 4400, "bad-request"),
+        ((CONFIG, b"\x01" + bytes(1 << 20)), 4413, "payload-too-large"),  # over the 1-MiB frame cap
+        ((CONFIG, "V1.0", "V0.5"), 4400, "bad-request"),  # timestamps going back
+    ],
+    ids=["binary-first", "not-json", "oversize-frame", "timestamps-go-back"],
+)
+def test_protocol_errors_get_their_problem_and_close_code_from_a_real_server(
+    server: str, messages: tuple, code: int, slug: str
+) -> None:
+    frames = [
+        b"\x02" + struct.pack("<d", float(m[1:])) + _picture() if isinstance(m, str) and m.startswith("V") else m
+        for m in messages
+    ]
+    closed, last = _refusal(_ws(server), *frames)
+    assert closed == code and last["type"] == "error", (closed, last)
+    assert last["problem"]["status"] == code - 4000 and last["problem"]["type"].endswith("/" + slug)
+
+
+def test_a_wrong_key_gets_4401_from_a_real_server(tmp_path: Path) -> None:
+    import hashlib
+
+    digest = hashlib.sha256(b"k-live-right").hexdigest()
+    with start_server(tmp_path, api_key_hashes=digest, workers="1") as keyed:
+        url = _ws(keyed.url)
+        closed, last = _refusal(url, CONFIG, headers={"Authorization": "Bearer k-live-wrong"})
+        assert closed == 4401 and last["problem"]["status"] == 401
+        # the right key, in the config as a browser sends it: the session starts
+        with connect(url) as websocket:
+            websocket.send(json.dumps({"type": "config", "audio": {}, "api_key": "k-live-right"}))
+            assert json.loads(websocket.recv(timeout=30))["type"] == "ready"
