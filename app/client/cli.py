@@ -2,6 +2,7 @@
 
     phq-client predict --audio session.wav --transcript session.vtt
     phq-client predict --video interview.mp4 --json > answer.json
+    phq-client batch study/ --out results.jsonl --url http://a:8000 --url http://b:8000 [--resume]
     PHQ_URL=https://phq.example PHQ_API_KEY=... phq-client predict --video interview.mp4 --async
 
 Exit status: 0 an answer; 1 the server refused or failed (its problem is printed), no
@@ -205,6 +206,29 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--api-key", metavar="KEY", default=os.environ.get("PHQ_API_KEY"), help="API key")
     stream.add_argument("--json", action="store_true", help="print the final answer JSON instead of a summary")
     stream.set_defaults(command_parser=stream)
+
+    batch = commands.add_parser(
+        "batch",
+        help="score a whole study: a folder of recordings or a CSV list, one line per recording",
+        description="Score every recording of SOURCE (a folder: parts sharing a name are one recording; a CSV: "
+        "columns id, video, audio, transcript) on one or more servers, one line per recording in OUT as it is "
+        "answered (JSON lines, or CSV for a .csv name). Retries 429/503 after Retry-After; never stops on one bad "
+        "file; --resume skips what OUT already holds.",
+    )
+    batch.add_argument("source", metavar="DIR_OR_CSV", help="a folder of recordings, or a CSV list of them")
+    batch.add_argument("--out", metavar="PATH", required=True, help="results: .jsonl (answers) or .csv (figures)")
+    batch.add_argument("--concurrency", type=int, default=2, metavar="N", help="recordings in flight (default 2)")
+    batch.add_argument("--resume", action="store_true", help="skip the recordings OUT already answers")
+    batch.add_argument(
+        "--url",
+        metavar="URL",
+        action="append",
+        help=f"a server (repeat for several; env PHQ_URL; {DEFAULT_URL})",
+    )
+    batch.add_argument("--api-key", metavar="KEY", default=os.environ.get("PHQ_API_KEY"), help="API key")
+    batch.add_argument("--timeout", metavar="SECONDS", type=float, default=DEFAULT_TIMEOUT_S, help="per request")
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+    batch.set_defaults(command_parser=batch)
     return parser
 
 
@@ -444,12 +468,55 @@ def run_stream(args: argparse.Namespace, stdout: TextIO | None = None, stderr: T
         return EXIT_OK
 
 
+def run_batch_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """The ``batch`` command; returns the exit status (0: every recording answered)."""
+    from pathlib import Path
+
+    from app.client.batch import progress_text, recordings_in, run_batch
+
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    usage_error = args.command_parser.error
+    if args.concurrency < 1:
+        usage_error("--concurrency must be at least 1")
+    urls = args.url or [os.environ.get("PHQ_URL", DEFAULT_URL)]
+    with _diagnostics_to(stderr):
+        try:
+            recordings = recordings_in(Path(args.source))
+        except (InputFileError, OSError) as exc:
+            _error(str(exc) if isinstance(exc, InputFileError) else f"cannot read {args.source}: {type(exc).__name__}")
+            return EXIT_USAGE
+        try:
+            clients = [PhqClient(url, api_key=args.api_key, timeout=args.timeout) for url in urls]
+        except ValueError as exc:
+            usage_error(str(exc))
+        status = StatusLine(stderr, enabled=not args.quiet and stderr.isatty())
+
+        def show(answered: int, failed: int, total: int) -> None:
+            status._draw(progress_text(answered, failed, total), force=answered + failed == total)
+
+        try:
+            summary = run_batch(recordings, clients, Path(args.out), args.concurrency, args.resume, on_progress=show)
+        except KeyboardInterrupt:
+            status.finish()
+            _error(f"interrupted; {args.out} holds what was answered: run again with --resume")
+            return EXIT_INTERRUPTED
+        finally:
+            for client in clients:
+                client.close()
+        status.finish()
+        for line in summary.lines():
+            stdout.write(line + "\n")
+        return EXIT_OK if not summary.failed else EXIT_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage_error = args.command_parser.error
     if args.command == "stream":
         return run_stream(args)
+    if args.command == "batch":
+        return run_batch_command(args)
     if not (args.video or args.audio or args.transcript or args.transcript_text):
         usage_error("nothing to send: give --video, --audio, --transcript or --transcript-text")
     if args.transcript and args.transcript_text is not None:
