@@ -291,13 +291,6 @@ def run_batch(
     return summary
 
 
-def progress_text(answered: int, failed: int, total: int) -> str:
-    from app.client.cli import progress_bar
-
-    finished = answered + failed
-    return f"batch {progress_bar(finished / total if total else 1.0)} {finished}/{total}  ({failed} failed)"
-
-
 def iter_lines(out: Path) -> Iterator[dict[str, Any]]:
     """The entries of a JSON-lines output (for tools and tests)."""
     for line in out.read_text(encoding="utf-8").splitlines():

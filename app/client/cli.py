@@ -468,11 +468,17 @@ def run_stream(args: argparse.Namespace, stdout: TextIO | None = None, stderr: T
         return EXIT_OK
 
 
+def progress_text(answered: int, failed: int, total: int) -> str:
+    """The batch's progress line."""
+    finished = answered + failed
+    return f"batch {progress_bar(finished / total if total else 1.0)} {finished}/{total}  ({failed} failed)"
+
+
 def run_batch_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """The ``batch`` command; returns the exit status (0: every recording answered)."""
     from pathlib import Path
 
-    from app.client.batch import progress_text, recordings_in, run_batch
+    from app.client.batch import recordings_in, run_batch
 
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     usage_error = args.command_parser.error
