@@ -156,8 +156,10 @@ def test_a_client_sending_far_faster_than_real_time_holds_server_memory_bounded(
                 peak = max(peak, _rss_mib(running_server.pid))
         peak = max(peak, _rss_mib(running_server.pid))
         websocket.socket.close()
-    # the media went to the private folder as they came: the server never held them
-    assert peak - before < 48, f"server RSS grew by {peak - before:.0f} MiB"
+    # the media went to the private folder as they came: the server never held them. What it
+    # holds is a running estimate of the call so far: its audio windows alone are about 38 MB
+    # for 55 minutes (66 windows of 1800 x 80 float32), so the bound is that, not the 100 MiB sent
+    assert peak - before < 64, f"server RSS grew by {peak - before:.0f} MiB"
     deadline = time.monotonic() + 20
     while list(spool_dir.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
