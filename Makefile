@@ -11,16 +11,21 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Debian packages the tests and the corpus generator use (espeak-ng speaks the test media;
-# chromium loads /docs headless in tests/api/test_docs_browser.py). Chromium goes in without
-# its recommends (systemd, avahi, cups, perl...): about 20 s with apt-get update.
+# chromium loads /docs headless in tests/api/test_docs_browser.py; redis-server is the shared
+# store the replica tests start on a private socket, tests/redis_server.py). Chromium and
+# redis-server go in without their recommends (systemd, avahi, cups, perl...): about 20 s
+# with apt-get update. Nothing is started here: the tests start their own redis-server.
 system-deps:
-	@speech=; browser=; \
+	@speech=; browser=; store=; \
 	command -v espeak-ng >/dev/null 2>&1 || speech=1; \
 	command -v chromium >/dev/null 2>&1 || browser=1; \
-	if [ -n "$$speech$$browser" ]; then apt-get update -qq; fi && \
+	command -v redis-server >/dev/null 2>&1 || store=1; \
+	if [ -n "$$speech$$browser$$store" ]; then apt-get update -qq; fi && \
 	if [ -n "$$speech" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null; fi && \
 	if [ -n "$$browser" ]; then DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends chromium >/dev/null; fi
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; fi && \
+	if [ -n "$$store" ]; then DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends redis-server >/dev/null; fi
 
 setup: $(BIN)/python
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.errors import OverloadedError, RateLimitedError
 
@@ -70,6 +71,14 @@ class Admission:
             await self._freed.wait()
 
 
+class ClientRateLimit(Protocol):
+    """What the transports ask before admitting a client's request (one replica or shared)."""
+
+    per_minute: int
+
+    async def acquire(self, client: str) -> None: ...
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -80,7 +89,8 @@ class RateLimiter:
     """A token bucket per client: ``per_minute`` requests a minute, bursts up to ``per_minute``.
 
     Clients are opaque keys (a hash of the API key or of the address); they live only in
-    this process's memory, and at most ``max_clients`` of them (least recent evicted).
+    this process's memory, and at most ``max_clients`` of them (least recent evicted). Several
+    replicas share one limit with ``app.redis_store.RedisRateLimiter`` instead.
     """
 
     def __init__(self, per_minute: int, max_clients: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
@@ -92,6 +102,10 @@ class RateLimiter:
     @property
     def enabled(self) -> bool:
         return self.per_minute > 0
+
+    async def acquire(self, client: str) -> None:
+        """``check`` behind the interface the shared limiter (``app.redis_store``) also offers."""
+        self.check(client)
 
     def check(self, client: str) -> None:
         """Take one token for ``client``; RateLimitedError (429) when it has none left."""

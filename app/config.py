@@ -155,6 +155,20 @@ class Settings(BaseSettings):
     job_delete_on_read: bool = Field(
         False, description="delete a finished job's result as soon as it has been read once (a second GET: 404)"
     )
+    # several replicas: jobs and rate limits shared in Redis (docs/jobs.md); unset: this process only
+    redis_url: str | None = Field(
+        None,
+        description="redis://, rediss:// or unix:// URL of the Redis that replicas share jobs and rate limits in; "
+        "unset: both live in this process",
+    )
+    redis_prefix: str = Field("phq:", min_length=1, description="key prefix in Redis (one per deployment)")
+    redis_timeout_s: float = Field(2.0, gt=0, description="a Redis call that takes longer counts as Redis down")
+    job_lease_s: float = Field(
+        15.0,
+        ge=1,
+        description="with Redis: a job whose replica stopped renewing its lease this long reads as failed "
+        "(renewed every third of it)",
+    )
 
     # answer
     interval_level: float = Field(0.9, gt=0, lt=1, description="coverage of the total's uncertainty interval")

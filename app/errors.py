@@ -132,3 +132,15 @@ class JobNotFoundError(ServiceError):
 
 class TooManyJobsError(OverloadedError):
     type, title = "too-many-jobs", "Job limit reached"
+
+
+class JobStoreUnavailableError(OverloadedError):
+    """The shared job store (Redis) does not answer: jobs cannot be created or read, /predict still works."""
+
+    type, title = "job-store-unavailable", "Job store unavailable"
+
+
+class JobAbandonedError(ServiceError):
+    """Kept in a job whose replica stopped renewing its lease: its upload was on that replica only."""
+
+    status, type, title = 503, "job-abandoned", "The server process running this job stopped"

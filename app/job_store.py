@@ -43,10 +43,22 @@ class JobStoreFull(Exception):
     """``create`` found ``limit`` live records already."""
 
 
+class JobStoreUnavailable(Exception):
+    """The store did not answer (a shared store that is down or unreachable)."""
+
+
 class JobStore(abc.ABC):
     """Job records by id. Implementations must make ``create``'s limit check and insert one
     atomic step (several requests, or replicas, may create at once) and must never return a
-    record past its ``expires_at``."""
+    record past its ``expires_at``.
+
+    A shared store gives each unfinished record a lease of ``lease_s`` from ``create`` on: the
+    replica running the job renews it (``renew``); a job whose lease lapsed is one whose replica
+    died, and ``fail_abandoned`` marks it failed. A store of one process has no leases
+    (``lease_s`` None): the process that would renew them is the one holding the records."""
+
+    lease_s: float | None = None
+    shared: bool = False  # records visible to other processes (replicas)
 
     @abc.abstractmethod
     async def create(self, record: JobRecord, *, limit: int) -> None:
@@ -58,7 +70,9 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def update(self, job_id: str, **changes: Any) -> JobRecord | None:
-        """Apply ``changes`` to the live record and return it; None (and no change) when it is gone."""
+        """Apply ``changes`` to the live, unfinished record and return it; None (and no change) when it
+        is gone or finished: a finished record is final (a replica that was only slow cannot turn a
+        job another replica marked abandoned back into a running one)."""
 
     @abc.abstractmethod
     async def delete(self, job_id: str) -> JobRecord | None:
@@ -75,6 +89,23 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def next_expiry(self) -> float | None:
         """When the next live record expires (for Retry-After), None when none is finished."""
+
+    async def renew(self, job_ids: list[str]) -> list[str]:
+        """Extend the leases of these unfinished jobs; the ids whose record is gone (deleted or
+        expired, perhaps by another replica). Without leases: only the gone ids."""
+        return [job_id for job_id in job_ids if await self.get(job_id) is None]
+
+    async def fail_abandoned(self, error: dict[str, Any], ttl_s: float) -> list[str]:
+        """Mark every unfinished job whose lease lapsed ``failed`` with ``error``, expiring after
+        ``ttl_s``; their ids. Without leases nothing is ever abandoned."""
+        return []
+
+    async def ping(self) -> bool:
+        """Whether the store answers now (for /readyz)."""
+        return True
+
+    async def close(self) -> None:  # noqa: B027 (optional: only a store with connections has work here)
+        """Release connections."""
 
 
 class InMemoryJobStore(JobStore):
@@ -102,7 +133,7 @@ class InMemoryJobStore(JobStore):
 
     async def update(self, job_id: str, **changes: Any) -> JobRecord | None:
         record = self._records.get(job_id)
-        if record is None or not self._live(record):
+        if record is None or not self._live(record) or record.expires_at is not None:
             return None
         updated = replace(record, **changes)
         self._records[job_id] = updated

@@ -30,6 +30,7 @@ REJECTIONS = ("unauthorized", "rate_limited", "overloaded", "jobs_full")
 WORKER_EVENTS = ("timeout", "crash", "memory-limit", "cancelled")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 JOB_OUTCOMES = ("done", "failed", "cancelled")
+SHARED_PARTS = ("jobs", "rate_limits")  # what lives in the shared store (Redis) when one is set
 
 # request latency spans milliseconds (health) to minutes (long interviews)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -140,6 +141,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.shared_store_errors_total = Counter(
+            "phq_shared_store_errors_total",
+            "Calls to the shared store (Redis) that got no answer, by what they were for",
+            ["part"],
+            registry=self.registry,
+        )
         self.model_info = Info(
             "phq_model",
             "Served fusion model",
@@ -163,3 +170,5 @@ class Metrics:
             self.jobs.labels(status=status)
         for outcome in JOB_OUTCOMES:
             self.jobs_total.labels(outcome=outcome)
+        for part in SHARED_PARTS:
+            self.shared_store_errors_total.labels(part=part)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.admission import Admission, RateLimiter
+from app.admission import Admission, ClientRateLimit
 from app.config import Settings
 from app.fusion.batcher import FusionBatcher
 from app.fusion.runner import FusionRunner
@@ -41,7 +41,7 @@ class Services:
     batcher: FusionBatcher  # every inference goes through it
     workers: Workers
     admission: Admission
-    rate_limiter: RateLimiter
+    rate_limiter: ClientRateLimit
     jobs: JobManager  # POST /jobs: processed in this process, records in its store
     pipeline: Pipeline  # what every entry point calls
     ready: bool = False

@@ -15,7 +15,8 @@ from pathlib import Path
 import anyio
 import numpy as np
 
-from app.admission import Admission, RateLimiter
+from app import redis_store
+from app.admission import Admission, ClientRateLimit, RateLimiter
 from app.config import Settings
 from app.contract import FeatureSpec
 from app.features.audio import audio_features
@@ -24,7 +25,7 @@ from app.features.visual import space as visual_space
 from app.features.visual.models import FaceModelError, FaceModels
 from app.fusion.batcher import FusionBatcher
 from app.fusion.runner import FusionRunner
-from app.job_store import InMemoryJobStore
+from app.job_store import InMemoryJobStore, JobStore
 from app.jobs import JobManager
 from app.metrics import Metrics
 from app.model_store import FusionModel, ModelStoreError, load_fusion, text_encoder_dir
@@ -116,8 +117,10 @@ async def running_services(
         await batcher.start()
         stack.push_async_callback(batcher.stop)
         admission = Admission(running=settings.workers, waiting=settings.max_waiting_requests)
+        store, rate_limiter = _shared_state(settings, metrics)
+        stack.push_async_callback(store.close)
         jobs = JobManager(
-            InMemoryJobStore(),  # one replica; a shared store for several (docs/jobs.md)
+            store,
             metrics,
             admission,
             ttl_s=settings.job_ttl_s,
@@ -136,7 +139,7 @@ async def running_services(
             batcher=batcher,
             workers=workers,
             admission=admission,
-            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            rate_limiter=rate_limiter,
             jobs=jobs,
             pipeline=pipeline,
             ready=True,
@@ -152,6 +155,22 @@ async def running_services(
             yield services
         finally:
             services.ready = False
+
+
+def _shared_state(settings: Settings, metrics: Metrics) -> tuple[JobStore, ClientRateLimit]:
+    """Jobs and rate limits in this process (the default), or in the Redis all replicas share."""
+    if settings.redis_url is None:
+        return InMemoryJobStore(), RateLimiter(settings.rate_limit_per_minute)
+    client = redis_store.connect(settings.redis_url, timeout_s=settings.redis_timeout_s)
+    store = redis_store.RedisJobStore(client, lease_s=settings.job_lease_s, prefix=settings.redis_prefix)
+    limiter = redis_store.RedisRateLimiter(
+        client,
+        settings.rate_limit_per_minute,
+        prefix=settings.redis_prefix,
+        on_unavailable=metrics.shared_store_errors_total.labels(part="rate_limits").inc,
+    )
+    log.info("jobs and rate limits are shared in Redis (prefix %s)", settings.redis_prefix)
+    return store, limiter
 
 
 def _publish_models(metrics: Metrics, model: FusionModel, runner: FusionRunner, workers: Workers) -> None:

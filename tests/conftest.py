@@ -31,3 +31,20 @@ def fusion_session(fusion_manifest: FusionManifest):
     import onnxruntime as ort
 
     return ort.InferenceSession(str(FUSION_DIR / fusion_manifest.model_file), providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="session")
+def redis_session_server():
+    """One real redis-server for the in-process tests (tests/redis_server.py)."""
+    from tests.redis_server import running_redis
+
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture()
+def redis_server(redis_session_server):
+    """The session's redis-server, emptied for this test."""
+    with redis_session_server.client() as client:
+        client.flushall()
+    return redis_session_server

@@ -183,12 +183,20 @@ def test_compose_file_is_valid_for_the_real_compose_binary() -> None:
     result = run_compose(COMPOSE_FILE, "config", "--quiet")
     assert result.returncode == 0, result.stderr
     services = compose_config()["services"]
-    assert set(services) == {"phq", "prometheus", "grafana"}
+    assert set(services) == {"lb", "redis", "phq", "prometheus", "grafana"}
 
     phq = services["phq"]
     env = read_stages()["cpu"].env()
     assert phq["build"]["target"] == "cpu", "the cpu image by default"
-    assert [p["target"] for p in phq["ports"]] == [int(env["PHQ_PORT"])]
+    # two replicas sharing one Redis, reached through the load balancer only
+    assert phq["scale"] == 2 and "ports" not in phq
+    assert phq["environment"]["PHQ_REDIS_URL"] == "redis://redis:6379/0" and "redis" in phq["depends_on"]
+    assert [p["target"] for p in services["lb"]["ports"]] == [int(env["PHQ_PORT"])]
+    nginx = (ROOT / "docker" / "nginx.conf").read_text()
+    assert f"server phq:{env['PHQ_PORT']} resolve;" in nginx and "proxy_request_buffering off;" in nginx
+    # Redis holds job records only and writes nothing to disk
+    redis_command = services["redis"]["command"]
+    assert redis_command[:3] == ["redis-server", "--save", ""] and "--appendonly" in redis_command
     # uploads in memory: a tmpfs at the image's spool directory
     assert any(t.split(":")[0] == env["PHQ_SPOOL_DIR"] for t in phq["tmpfs"])
     # a read-only container still needs a writable numba cache at NUMBA_CACHE_DIR
@@ -197,7 +205,7 @@ def test_compose_file_is_valid_for_the_real_compose_binary() -> None:
     assert "deploy" not in phq, "the GPU reservation stays commented out by default"
 
     published = {name: {p["published"] for p in s.get("ports", [])} for name, s in services.items()}
-    assert published["prometheus"] == {"9090"} and published["grafana"] == {"3000"}
+    assert published["prometheus"] == {"9090"} and published["grafana"] == {"3000"} and not published["redis"]
 
 
 def test_compose_images_are_pinned() -> None:
@@ -430,12 +438,14 @@ def test_healthcheck_script(health_server: tuple[str, dict[str, int]]) -> None:
 # -- Kubernetes ------------------------------------------------------------------------------
 
 
-def kustomize_resources(folder: Path = K8S_DIR) -> list[dict[str, Any]]:
+def kustomize_resources(folder: Path = K8S_DIR, app: str | None = "phq-fusion") -> list[dict[str, Any]]:
+    """The resources of a kustomization; those of ``app`` (the label app.kubernetes.io/name)
+    only, unless None: the API's own, without the Redis beside it."""
     kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
     docs = []
     for name in kustomization["resources"]:
         docs += [d for d in yaml.safe_load_all((folder / name).read_text()) if d]
-    return docs
+    return [d for d in docs if app is None or d["metadata"]["labels"]["app.kubernetes.io/name"] == app]
 
 
 def by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -484,10 +494,22 @@ def gpu_overlay() -> list[dict[str, Any]]:
 
 
 def test_k8s_manifests_validate_against_the_kubernetes_schemas() -> None:
-    docs = kustomize_resources()
-    assert set(by_kind(docs)) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
-    for doc in docs:
+    assert set(by_kind(kustomize_resources())) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    everything = kustomize_resources(app=None)
+    for doc in everything:
         validate_k8s(doc)
+    # the Redis the pods share jobs in: a Service by the name PHQ_REDIS_URL gives, selecting its pods only
+    redis = by_kind(kustomize_resources(app="phq-redis"))
+    env = {
+        e["name"]: e.get("value")
+        for e in by_kind(kustomize_resources())["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["PHQ_REDIS_URL"] == f"redis://{redis['Service']['metadata']['name']}:6379/0"
+    pod_labels = redis["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert redis["Service"]["spec"]["selector"].items() <= pod_labels.items()
+    api_selector = by_kind(kustomize_resources())["Service"]["spec"]["selector"]
+    assert not api_selector.items() <= pod_labels.items(), "the API Service would send requests to Redis"
+    assert redis["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"][:2] == ["--save", ""]
 
 
 def test_k8s_gpu_overlay_validates_and_asks_for_a_gpu() -> None:
@@ -582,11 +604,12 @@ def test_k8s_service_monitor_selects_the_service() -> None:
 def test_prometheus_scrapes_the_compose_service() -> None:
     config = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text())
     (job,) = config["scrape_configs"]
-    (targets,) = [c["targets"] for c in job["static_configs"]]
+    # every replica, not whichever one a name resolves to: DNS discovery of the service's addresses
+    (discovery,) = job["dns_sd_configs"]
     services = compose_config()["services"]
     port = read_stages()["cpu"].env()["PHQ_PORT"]
-    assert targets == [f"phq:{port}"] and "phq" in services
-    assert job["metrics_path"] == "/metrics"
+    assert discovery["names"] == ["phq"] and discovery["type"] == "A" and str(discovery["port"]) == port
+    assert "phq" in services and job["metrics_path"] == "/metrics"
 
 
 def test_grafana_provisioning_and_dashboard_agree() -> None:

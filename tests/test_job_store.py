@@ -1,17 +1,19 @@
-"""The in-memory job store (expiry on an injected clock) and the job manager on top of it,
-with stand-in work instead of the prediction pipeline."""
+"""The job store's contract, for the in-memory store and the Redis one (a real redis-server;
+expiry on an injected clock), and the job manager on top of the in-memory store, with stand-in
+work instead of the prediction pipeline. The manager on Redis: tests/test_redis_store.py."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
 
 from app.admission import Admission
 from app.errors import JobNotFoundError, OverloadedError, TooManyJobsError, UnsupportedMediaError
-from app.job_store import InMemoryJobStore, JobRecord, JobStoreFull
+from app.job_store import InMemoryJobStore, JobRecord, JobStore, JobStoreFull
 from app.jobs import PROGRESS_RUNNING, JobManager, Progress
 from app.metrics import Metrics
 
@@ -19,8 +21,9 @@ T = TypeVar("T")
 
 
 class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
+    # starts at the real time: Redis expires a finished record's key itself, on its own clock
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
 
     def __call__(self) -> float:
         return self.now
@@ -32,17 +35,29 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 # ------------------------------------------------------------------------------------ the store
 
+StoreFactory = Callable[[Clock], JobStore]
 
-def test_a_record_is_gone_once_its_expiry_passes_even_before_a_purge() -> None:
+
+@pytest.fixture(params=["memory", "redis"])
+def new_store(request: pytest.FixtureRequest) -> StoreFactory:
+    if request.param == "memory":
+        return InMemoryJobStore
+    from app.redis_store import RedisJobStore, connect
+
+    server = request.getfixturevalue("redis_server")
+    return lambda clock: RedisJobStore(connect(server.url), clock=clock)
+
+
+def test_a_record_is_gone_once_its_expiry_passes_even_before_a_purge(new_store: StoreFactory) -> None:
     clock = Clock()
-    store = InMemoryJobStore(clock)
+    store = new_store(clock)
 
     async def scenario() -> None:
         await store.create(JobRecord("a", created_at=clock.now), limit=4)
         await store.update("a", status="done", finished_at=clock.now, expires_at=clock.now + 10)
         clock.now += 9.9
         assert (await store.get("a")).status == "done"
-        assert await store.count() == 1 and await store.next_expiry() == pytest.approx(1010)
+        assert await store.count() == 1 and await store.next_expiry() == pytest.approx(clock.now + 0.1)
         clock.now += 0.1
         assert await store.get("a") is None
         assert await store.update("a", progress=1.0) is None
@@ -53,9 +68,9 @@ def test_a_record_is_gone_once_its_expiry_passes_even_before_a_purge() -> None:
     run(scenario())
 
 
-def test_unfinished_records_never_expire() -> None:
+def test_unfinished_records_never_expire(new_store: StoreFactory) -> None:
     clock = Clock()
-    store = InMemoryJobStore(clock)
+    store = new_store(clock)
 
     async def scenario() -> None:
         await store.create(JobRecord("a", created_at=clock.now), limit=1)
@@ -66,9 +81,9 @@ def test_unfinished_records_never_expire() -> None:
     run(scenario())
 
 
-def test_create_refuses_past_the_limit_and_expired_records_do_not_count() -> None:
+def test_create_refuses_past_the_limit_and_expired_records_do_not_count(new_store: StoreFactory) -> None:
     clock = Clock()
-    store = InMemoryJobStore(clock)
+    store = new_store(clock)
 
     async def scenario() -> None:
         await store.create(JobRecord("a", created_at=clock.now), limit=2)
@@ -84,8 +99,8 @@ def test_create_refuses_past_the_limit_and_expired_records_do_not_count() -> Non
     run(scenario())
 
 
-def test_delete_hands_a_record_to_one_caller_only() -> None:
-    store = InMemoryJobStore(Clock())
+def test_delete_hands_a_record_to_one_caller_only(new_store: StoreFactory) -> None:
+    store = new_store(Clock())
 
     async def scenario() -> None:
         await store.create(JobRecord("a", created_at=0), limit=1)

@@ -90,7 +90,7 @@ async def authenticate(
 
 async def rate_limited(request: Request, services: ServicesDep, caller: Annotated[str, Depends(authenticate)]) -> str:
     try:
-        services.rate_limiter.check(caller)
+        await services.rate_limiter.acquire(caller)
     except RateLimitedError:
         _counted(request, "rate_limited")
         raise

@@ -14,7 +14,7 @@ def test_alive_and_ready(app_client: TestClient) -> None:
     assert app_client.get("/healthz").json() == {"status": "ok"}
     ready = app_client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "models_loaded": True, "workers_alive": True}
+    assert ready.json() == {"ready": True, "models_loaded": True, "workers_alive": True, "shared_store": "none"}
 
 
 def test_models_names_every_model_and_the_provider_it_really_runs_on(app_client: TestClient) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,6 +27,12 @@ class Readiness(BaseModel):
     ready: bool = Field(..., examples=[True])
     models_loaded: bool = Field(..., examples=[True])
     workers_alive: bool = Field(..., examples=[True])
+    shared_store: Literal["none", "reachable", "unreachable"] = Field(
+        "none",
+        description="the Redis that jobs and rate limits are shared in (PHQ_REDIS_URL): none when unset. Not part "
+        "of `ready`: without Redis jobs answer 503 but /predict works, so the replica stays in the load balancer",
+        examples=["reachable"],
+    )
 
 
 @router.get(
@@ -49,7 +57,10 @@ async def readyz(request: Request) -> Response:
     services = getattr(request.app.state, "services", None)
     models = services is not None and services.ready
     workers = models and services.workers.alive()
-    body = Readiness(ready=models and workers, models_loaded=models, workers_alive=workers)
+    shared = "none"
+    if services is not None and services.jobs.store.shared:
+        shared = "reachable" if await services.jobs.store.ping() else "unreachable"
+    body = Readiness(ready=models and workers, models_loaded=models, workers_alive=workers, shared_store=shared)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 

@@ -74,7 +74,7 @@ async def stream(websocket: WebSocket) -> None:
             raise
         host = websocket.client.host if websocket.client else ""
         try:
-            services.rate_limiter.check("key:" + digest if digest else "address:" + key_digest(host))
+            await services.rate_limiter.acquire("key:" + digest if digest else "address:" + key_digest(host))
         except RateLimitedError:
             services.metrics.rejected_total.labels(reason="rate_limited").inc()
             raise
