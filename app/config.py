@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     stream_max_frame_bytes: int = Field(1 << 20, ge=64, description="one binary /stream frame (a JPEG, a PCM block)")
     stream_max_fps: float = Field(30.0, gt=0, le=120, description="/stream video frames closer than 1/this are refused")
     stream_idle_timeout_s: float = Field(30.0, gt=0, description="a /stream session with no message this long ends")
+    stream_max_ahead_s: float = Field(
+        10.0,
+        gt=0,
+        description="a live /stream session (pace `live`) whose media run this far ahead of the time since `ready` "
+        "is closed (4429 stream-too-fast); a `replay` session may send at any speed",
+    )
     # evidence the visual branch needs: enough face, and a face that moves. Measured on the test
     # media (H.264, 320x240, 10 Hz): a looped still photo moves its landmarks by 0.0004 and its
     # pose by 0.02 degrees (robust SD), the same photo panned across the frame by 0.006 and 0.3;

@@ -103,6 +103,12 @@ class RateLimitedError(ServiceError):
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
+class StreamTooFastError(ServiceError):
+    """A live /stream session whose media run ahead of real time by more than its cap."""
+
+    status, type, title = 429, "stream-too-fast", "Media arrive faster than real time"
+
+
 class OverloadedError(ServiceError):
     status, type, title = 503, "overloaded", "Service overloaded"
 

@@ -33,6 +33,7 @@ LIMITS = StreamLimits(
     max_transcript_bytes=1 << 20,
     max_frame_pixels=1 << 24,
     idle_timeout_s=30,
+    max_ahead_s=10.0,
 )
 
 

@@ -38,6 +38,7 @@ LIMITS = StreamLimits(
     max_transcript_bytes=4096,
     max_frame_pixels=640 * 480,
     idle_timeout_s=5.0,
+    max_ahead_s=10.0,
 )
 BOTH = ConfigMessage(type="config", audio={}, video={}, captions=True, participant_speaker="Patient")
 

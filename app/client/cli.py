@@ -201,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--audio", metavar="PATH", help="a separate audio recording (instead of FILE's own track)")
     stream.add_argument("--captions", metavar="PATH", help="live captions: a JSON list of {speaker, start, end, text}")
     stream.add_argument("--participant-speaker", metavar="LABEL", help="the patient's speaker label in the captions")
-    stream.add_argument("--realtime", action="store_true", help="send at the recording's own pace, as a call would")
+    stream.add_argument(
+        "--realtime",
+        action="store_true",
+        help="send at the recording's own pace, as a live call (pace live); without it, a replay at socket speed",
+    )
     stream.add_argument("--url", metavar="URL", default=os.environ.get("PHQ_URL", DEFAULT_URL), help="service URL")
     stream.add_argument("--api-key", metavar="KEY", default=os.environ.get("PHQ_API_KEY"), help="API key")
     stream.add_argument("--json", action="store_true", help="print the final answer JSON instead of a summary")

@@ -145,6 +145,8 @@ def run_session(
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
+    # a replay at socket speed says so: the server closes a live session that runs ahead of real time
+    config = {"pace": "live" if realtime else "replay", **config}
     messages: list[dict[str, Any]] = []
     with connect(url, additional_headers=headers or {}, max_size=None, open_timeout=30) as websocket:
 

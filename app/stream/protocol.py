@@ -70,6 +70,13 @@ class ConfigMessage(_Message):
         None, min_length=1, max_length=128, description="the patient's speaker label in the captions"
     )
     include_timeline: bool = Field(True, description="include the per-window timeline in the final answer")
+    pace: Literal["live", "replay"] = Field(
+        "live",
+        description="live: media come as the call happens; a session whose media run more than `max_ahead_s` "
+        "(limits in `ready`) ahead of the time since `ready` is closed 4429 (stream-too-fast), so the running "
+        "estimates never lag behind a client faster than the server. replay: a recording sent at any speed; the "
+        "live analysis keeps up as it can (warnings say when it falls back) and the final answer is the same",
+    )
     api_key: str | None = Field(
         None,
         min_length=1,

@@ -36,6 +36,7 @@ class StreamLimits:
     max_transcript_bytes: int
     max_frame_pixels: int
     idle_timeout_s: float  # no message for this long ends the session
+    max_ahead_s: float  # a live session's media may run this far ahead of the wall clock
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamLimits:
@@ -47,6 +48,7 @@ class StreamLimits:
             max_transcript_bytes=settings.max_transcript_bytes,
             max_frame_pixels=settings.max_frame_pixels,
             idle_timeout_s=settings.stream_idle_timeout_s,
+            max_ahead_s=settings.stream_max_ahead_s,
         )
 
     def as_dict(self) -> dict[str, float]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from app.answer.schema import PredictResponse
-from app.errors import BadRequestError, IdleTimeoutError, ServiceError
+from app.errors import BadRequestError, IdleTimeoutError, ServiceError, StreamTooFastError
 from app.features.visual.tracking import TrackedSegment, TrackerState
 from app.metrics import Metrics
 from app.speech.live import LiveWords
@@ -91,6 +91,7 @@ class StreamSession:
         track: TrackPictures | None = None,
         video_rate_hz: float = 10.0,
         hear: HearSpeech | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config, self.limits, self.request_id = config, limits, request_id
         self._incoming, self._outgoing, self._metrics = incoming, outgoing, metrics
@@ -112,11 +113,14 @@ class StreamSession:
         self._hearing: asyncio.Task[None] | None = None
         self._audio_path: Path | None = None  # the recording's WAV, once it exists
         self._voice_monitor = VoiceMonitor()
+        self._clock = clock
+        self._ready_at: float | None = None  # when ``ready`` went out: a live session's media keep to it
 
     async def receive(self, folder: Path) -> ReceivedForm:
         recording = StreamRecording(folder, self.config, self.limits)
         try:
             await self._outgoing(ReadyMessage(session=self.request_id, limits=self.limits.as_dict()).model_dump())
+            self._ready_at = self._clock()
             while True:
                 message = await next_within(self._incoming, self.limits.idle_timeout_s)
                 if isinstance(message, str):
@@ -134,6 +138,7 @@ class StreamSession:
                     for warning in self._frame(recording, message):
                         await self._send(WarningMessage(message=warning))
                     self._maybe_track()
+                self._keeps_pace(recording)
                 self._maybe_estimate(recording)
         finally:
             await self._settled()  # never a worker reading the folder after it is removed
@@ -310,6 +315,20 @@ class StreamSession:
             elif not speech.segments:
                 states["text"] = ModalityState(used=False, reason=NOTHING_HEARD_YET)
         return states
+
+    def _keeps_pace(self, recording: StreamRecording) -> None:
+        """A live session's media may not run more than ``max_ahead_s`` ahead of the wall clock:
+        past it the client sends faster than a call happens (and than the live analysis is
+        sized for), and is told so with 4429 instead of getting ever later estimates."""
+        if self.config.pace != "live" or self._ready_at is None:
+            return
+        ahead = recording.covered_seconds - (self._clock() - self._ready_at)
+        if ahead > self.limits.max_ahead_s:
+            raise StreamTooFastError(
+                f"the media run {ahead:.1f} s ahead of the time since ready, more than the "
+                f"{self.limits.max_ahead_s:g} s a live session may: send at the pace of the call, or set "
+                '"pace": "replay" in the config to send a recording'
+            )
 
     async def _send(self, message: BaseModel) -> None:
         await self._outgoing(message.model_dump())

@@ -148,7 +148,8 @@ def test_a_client_sending_far_faster_than_real_time_holds_server_memory_bounded(
     before = _rss_mib(running_server.pid)
     peak = before
     with connect(_ws(running_server.url)) as websocket:
-        websocket.send(json.dumps({"type": "config", "audio": {}}))
+        # a replay may run at any speed (a live session this fast is closed: 4429 below)
+        websocket.send(json.dumps({"type": "config", "audio": {}, "pace": "replay"}))
         assert json.loads(websocket.recv(timeout=30))["type"] == "ready"
         for k in range(400):  # 100 MiB (about 55 minutes of audio) as fast as the socket takes it
             websocket.send(block)
@@ -199,8 +200,10 @@ def _picture() -> bytes:
         (("not json",), 4400, "bad-request"),
         ((CONFIG, b"\x01" + bytes(1 << 20)), 4413, "payload-too-large"),  # over the 1-MiB frame cap
         ((CONFIG, "V1.0", "V0.5"), 4400, "bad-request"),  # timestamps going back
+        # a live session 20 s of audio ahead of real time (more than PHQ_STREAM_MAX_AHEAD_S, 10 s)
+        ((CONFIG, *[b"\x01" + bytes(32000)] * 20), 4429, "stream-too-fast"),
     ],
-    ids=["binary-first", "not-json", "oversize-frame", "timestamps-go-back"],
+    ids=["binary-first", "not-json", "oversize-frame", "timestamps-go-back", "faster-than-real-time"],
 )
 def test_protocol_errors_get_their_problem_and_close_code_from_a_real_server(
     server: str, messages: tuple, code: int, slug: str

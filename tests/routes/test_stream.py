@@ -23,7 +23,7 @@ from tests.routes.conftest import in_process
 from tests.routes.helpers import TRANSCRIPT
 
 KEY = "k-3c1d-stream"
-CONFIG = {"type": "config", "audio": {}, "video": {}, "captions": True}
+CONFIG = {"type": "config", "pace": "replay", "audio": {}, "video": {}, "captions": True}
 
 
 def _jpeg(width: int = 64, height: int = 48) -> bytes:
@@ -106,7 +106,7 @@ def test_a_transcript_only_session_is_answered_as_predict_answers_it(app_client:
     # paced as a call is: after each 10 s of captions the client waits for the estimate they started
     received: list[dict] = []
     with app_client.websocket_connect("/stream") as websocket:
-        websocket.send_json({"type": "config", "captions": True})
+        websocket.send_json({"type": "config", "pace": "replay", "captions": True})
         received.append(websocket.receive_json())
         due = 10.0
         for caption in captions:
@@ -174,7 +174,7 @@ def test_running_estimates_and_windows_follow_the_stream(app_client: TestClient)
     # paced as a call is: after each 10 s of captions the client waits for the estimate they started
     received: list[dict] = []
     with app_client.websocket_connect("/stream") as websocket:
-        websocket.send_json({"type": "config", "captions": True})
+        websocket.send_json({"type": "config", "pace": "replay", "captions": True})
         received.append(websocket.receive_json())
         due = 10.0
         for caption in captions:
@@ -208,7 +208,9 @@ def test_running_estimates_and_windows_follow_the_stream(app_client: TestClient)
 
 def test_silence_during_the_call_is_warned_about_as_it_happens(app_client: TestClient) -> None:
     silence = b"\x01" + b"\x00\x00" * 1600  # 100 ms
-    received, closed = _session(app_client, {"type": "config", "audio": {}}, *[silence] * 120, {"type": "end"})
+    received, closed = _session(
+        app_client, {"type": "config", "pace": "replay", "audio": {}}, *[silence] * 120, {"type": "end"}
+    )
     warnings = [m["message"] for m in received if m["type"] == "warning"]
     assert len(warnings) == 1 and warnings[0].startswith("no sound for 10 s")
     assert closed == 4422  # twelve seconds of silence are not evidence
@@ -217,7 +219,9 @@ def test_silence_during_the_call_is_warned_about_as_it_happens(app_client: TestC
 def test_an_estimate_without_captions_says_live_recognition_heard_no_turn_yet(app_client: TestClient) -> None:
     # a steady tone is not speech: the live recognition hears no turn, and the estimates say so
     tone = (0.3 * 32767 * np.sin(2 * np.pi * 220 * np.arange(1600) / 16000)).astype("<i2").tobytes()
-    received, _ = _session(app_client, {"type": "config", "audio": {}}, *[b"\x01" + tone] * 110, {"type": "end"})
+    received, _ = _session(
+        app_client, {"type": "config", "pace": "replay", "audio": {}}, *[b"\x01" + tone] * 110, {"type": "end"}
+    )
     estimates = [m for m in received if m["type"] == "estimate"]
     assert estimates, received
     for message in estimates:
@@ -234,7 +238,7 @@ def test_without_captions_the_running_estimates_hear_the_words_as_they_are_spoke
     blocks = [pcm[k : k + 3200] for k in range(0, len(pcm), 3200)]  # 100 ms each
     received: list[dict] = []
     with app_client.websocket_connect("/stream") as websocket:
-        websocket.send_json({"type": "config", "audio": {}})
+        websocket.send_json({"type": "config", "pace": "replay", "audio": {}})
         received.append(websocket.receive_json())
         due = 10.0
         for k, block in enumerate(blocks):
@@ -264,7 +268,7 @@ def _paced_session(client: TestClient, pictures: list[bytes], captions: list[dic
     captions = list(captions)
     received: list[dict] = []
     with client.websocket_connect("/stream") as websocket:
-        websocket.send_json({"type": "config", "video": {}, "captions": bool(captions)})
+        websocket.send_json({"type": "config", "pace": "replay", "video": {}, "captions": bool(captions)})
         received.append(websocket.receive_json())
         due, covered = 10.0, 0.0
         for k, picture in enumerate(pictures):
@@ -375,3 +379,37 @@ def test_a_change_of_the_person_on_camera_is_warned_about_as_it_is_tracked(lenie
     end = next(k for k, m in enumerate(received) if m["type"] == "sent" and m["at"] >= 20)
     assert any(m["type"] == "warning" and m["message"] in changed for m in received[:end])
     assert received[-1]["type"] == "final"
+
+
+@pytest.fixture(scope="module")
+def paced_client(tmp_path_factory: pytest.TempPathFactory, extraction_models: ExtractionModels) -> Iterator[TestClient]:
+    settings = Settings(spool_dir=tmp_path_factory.mktemp("paced-spool"), providers=["cpu"], stream_max_ahead_s=2.0)
+    with TestClient(create_app(settings, services=in_process(extraction_models))) as client:
+        yield client
+
+
+def _audio_seconds(seconds: float) -> list[bytes]:
+    """``seconds`` of a quiet tone as 100-ms audio frames."""
+    t = np.arange(1600) / 16000
+    block = b"\x01" + (1000 * np.sin(2 * np.pi * 220 * t)).astype("<i2").tobytes()
+    return [block] * round(seconds * 10)
+
+
+def test_a_live_session_faster_than_real_time_is_closed_with_its_reason(paced_client: TestClient) -> None:
+    # 3 s of audio at once: more than the 2 s a live session may run ahead of the time since ready
+    received, closed = _session(paced_client, {"type": "config", "audio": {}}, *_audio_seconds(3.0), {"type": "end"})
+    assert closed == 4429
+    problem = _refused(received, closed, "stream-too-fast")
+    assert "ahead" in problem["detail"] and '"pace": "replay"' in problem["detail"]
+    assert received[0]["type"] == "ready" and received[0]["limits"]["max_ahead_s"] == 2.0
+
+
+def test_within_its_lead_a_live_session_and_at_any_speed_a_replay_are_not_closed(paced_client: TestClient) -> None:
+    for config, seconds in (
+        ({"type": "config", "audio": {}}, 1.5),
+        ({"type": "config", "audio": {}, "pace": "replay"}, 6),
+    ):
+        received, closed = _session(paced_client, config, *_audio_seconds(seconds), {"type": "end"})
+        # too little speech to score, but not refused for its pace: the final problem is about evidence
+        assert closed == 4422, (config, received[-1])
+        _refused(received, closed, "no-usable-input")
