@@ -19,7 +19,7 @@ def test_healthz_and_readyz(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "models_loaded": True, "workers_alive": True}
+    assert ready.json() == {"ready": True, "models_loaded": True, "workers_alive": True, "shared_store": "none"}
 
 
 def test_models_lists_every_fusion_version_and_marks_the_served_one(client: httpx.Client) -> None:
