@@ -74,8 +74,6 @@ class Admission:
 class ClientRateLimit(Protocol):
     """What the transports ask before admitting a client's request (one replica or shared)."""
 
-    per_minute: int
-
     async def acquire(self, client: str) -> None: ...
 
 

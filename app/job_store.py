@@ -92,8 +92,8 @@ class JobStore(abc.ABC):
 
     async def renew(self, job_ids: list[str]) -> list[str]:
         """Extend the leases of these unfinished jobs; the ids whose record is gone (deleted or
-        expired, perhaps by another replica). Without leases: only the gone ids."""
-        return [job_id for job_id in job_ids if await self.get(job_id) is None]
+        expired, perhaps by another replica). Only called when ``lease_s`` is set."""
+        return []
 
     async def fail_abandoned(self, error: dict[str, Any], ttl_s: float) -> list[str]:
         """Mark every unfinished job whose lease lapsed ``failed`` with ``error``, expiring after
@@ -133,7 +133,7 @@ class InMemoryJobStore(JobStore):
 
     async def update(self, job_id: str, **changes: Any) -> JobRecord | None:
         record = self._records.get(job_id)
-        if record is None or not self._live(record) or record.expires_at is not None:
+        if record is None or record.expires_at is not None:  # gone, or finished (expired or not)
             return None
         updated = replace(record, **changes)
         self._records[job_id] = updated

@@ -257,6 +257,7 @@ class JobManager:
             await self.store.update(job_id, progress=value)
         except JobStoreUnavailable:
             log.warning("a job's progress was not recorded: the job store does not answer")
+            self.metrics.shared_store_errors_total.labels(part="jobs").inc()
 
     async def _set(self, job_id: str, status: JobStatus, **changes: Any) -> None:
         try:
@@ -305,11 +306,7 @@ class JobManager:
     async def _fail_abandoned(self) -> list[str]:
         if not self.store.lease_s:
             return []
-        error = JobAbandonedError(
-            "the server process that held this job's upload stopped (or lost the job store) before the job "
-            "finished; submit it again"
-        ).problem_body(None)
-        failed = await self.store.fail_abandoned(error, self.ttl_s)
+        failed = await self.store.fail_abandoned(_ABANDONED, self.ttl_s)
         for _ in failed:
             self.metrics.jobs_total.labels(outcome="failed").inc()
         if failed:
@@ -351,6 +348,13 @@ class JobManager:
         counts = Counter(self._statuses.values())
         for status in JOB_STATUSES:
             self.metrics.jobs.labels(status=status).set(counts[status])
+
+
+# what an abandoned job's record says (no request id: the request that made it is long over)
+_ABANDONED = JobAbandonedError(
+    "the server process that held this job's upload stopped (or lost the job store) before the job finished; "
+    "submit it again"
+).problem_body(None)
 
 
 def _not_found() -> JobNotFoundError:

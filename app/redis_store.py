@@ -58,14 +58,14 @@ end
 return 1
 """.replace("GRACE_MS", str(_KEY_GRACE_MS))
 
-# KEYS: jobs, job, lease; ARGV: now, id, field, value, ...  -> the record's fields, or false when gone or final
+# KEYS: jobs, job, lease; ARGV: id, field, value, ...  -> the record's fields, or false when gone or final
 _UPDATE = """
 local expires = redis.call('HGET', KEYS[2], 'expires_at')
 if expires ~= 'null' then return false end  -- gone, or finished: a finished record is final
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
 expires = redis.call('HGET', KEYS[2], 'expires_at')
 if expires ~= 'null' then
-  redis.call('ZADD', KEYS[1], expires, ARGV[2])
+  redis.call('ZADD', KEYS[1], expires, ARGV[1])
   redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(expires) * 1000) + GRACE_MS)
   redis.call('DEL', KEYS[3])
 end
@@ -155,21 +155,16 @@ async def _answered(call: Awaitable[T]) -> T:
         raise JobStoreUnavailable(type(error).__name__) from None
 
 
-def _encode(record: JobRecord) -> list[str]:
-    pairs: list[str] = []
-    for name, value in asdict(record).items():
-        pairs += [name, json.dumps(value)]
-    return pairs
+def _pairs(values: dict[str, Any]) -> list[str]:
+    """HSET's field, value, ... arguments: each value as JSON."""
+    return [item for name, value in values.items() for item in (name, json.dumps(value))]
 
 
 def _changes(changes: dict[str, Any]) -> list[str]:
     unknown = set(changes) - set(_FIELDS) | ({"job_id", "created_at", "owner"} & set(changes))
     if unknown:
         raise ValueError(f"these record fields cannot change: {', '.join(sorted(unknown))}")
-    pairs: list[str] = []
-    for name, value in changes.items():
-        pairs += [name, json.dumps(value)]
-    return pairs
+    return _pairs(changes)
 
 
 def _decode(flat: list[str] | dict[str, str] | None) -> JobRecord | None:
@@ -227,7 +222,7 @@ class RedisJobStore(JobStore):
                     self._lease_ms,
                     record.job_id,
                     "+inf" if record.expires_at is None else json.dumps(record.expires_at),
-                    *_encode(record),
+                    *_pairs(asdict(record)),
                 ],
             )
         )
@@ -240,7 +235,7 @@ class RedisJobStore(JobStore):
         return self._live(_decode(await _answered(self._client.hgetall(self._keys(job_id)[1]))))
 
     async def update(self, job_id: str, **changes: Any) -> JobRecord | None:
-        flat = await _answered(self._update(keys=self._keys(job_id), args=[self._clock(), job_id, *_changes(changes)]))
+        flat = await _answered(self._update(keys=self._keys(job_id), args=[job_id, *_changes(changes)]))
         return _decode(flat)
 
     async def delete(self, job_id: str) -> JobRecord | None:

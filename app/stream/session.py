@@ -114,13 +114,12 @@ class StreamSession:
         self._audio_path: Path | None = None  # the recording's WAV, once it exists
         self._voice_monitor = VoiceMonitor()
         self._clock = clock
-        self._ready_at: float | None = None  # when ``ready`` went out: a live session's media keep to it
 
     async def receive(self, folder: Path) -> ReceivedForm:
         recording = StreamRecording(folder, self.config, self.limits)
         try:
             await self._outgoing(ReadyMessage(session=self.request_id, limits=self.limits.as_dict()).model_dump())
-            self._ready_at = self._clock()
+            ready_at = self._clock()  # a live session's media keep to the time since ``ready``
             while True:
                 message = await next_within(self._incoming, self.limits.idle_timeout_s)
                 if isinstance(message, str):
@@ -138,7 +137,7 @@ class StreamSession:
                     for warning in self._frame(recording, message):
                         await self._send(WarningMessage(message=warning))
                     self._maybe_track()
-                self._keeps_pace(recording)
+                self._keeps_pace(recording, ready_at)
                 self._maybe_estimate(recording)
         finally:
             await self._settled()  # never a worker reading the folder after it is removed
@@ -316,13 +315,13 @@ class StreamSession:
                 states["text"] = ModalityState(used=False, reason=NOTHING_HEARD_YET)
         return states
 
-    def _keeps_pace(self, recording: StreamRecording) -> None:
+    def _keeps_pace(self, recording: StreamRecording, ready_at: float) -> None:
         """A live session's media may not run more than ``max_ahead_s`` ahead of the wall clock:
         past it the client sends faster than a call happens (and than the live analysis is
         sized for), and is told so with 4429 instead of getting ever later estimates."""
-        if self.config.pace != "live" or self._ready_at is None:
+        if self.config.pace != "live":
             return
-        ahead = recording.covered_seconds - (self._clock() - self._ready_at)
+        ahead = recording.covered_seconds - (self._clock() - ready_at)
         if ahead > self.limits.max_ahead_s:
             raise StreamTooFastError(
                 f"the media run {ahead:.1f} s ahead of the time since ready, more than the "
