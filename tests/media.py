@@ -12,6 +12,7 @@ import math
 import shutil
 import subprocess
 import tempfile
+import wave
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -357,3 +358,21 @@ def talking_head(
     speech = speech_signal(text, sample_rate)
     n_frames = max(1, math.ceil(speech.shape[0] / sample_rate * fps))
     return write_video(path, face_frames(n_frames, size, motion=motion), fps, audio=speech, sample_rate=sample_rate)
+
+
+class GrowingWav:
+    """A WAV written the way a live session writes its audio: appended, header after the data."""
+
+    def __init__(self, path: Path, sample_rate: int = 16000) -> None:
+        self.path = path
+        self._writer = wave.open(str(path), "wb")  # noqa: SIM115 (closed in close())
+        self._writer.setnchannels(1)
+        self._writer.setsampwidth(2)
+        self._writer.setframerate(sample_rate)
+
+    def append(self, samples: np.ndarray) -> None:
+        self._writer.writeframes((np.clip(samples, -1, 1 - 2**-15) * 32768).astype("<i2").tobytes())
+        self._writer._file.flush()  # the first write alone leaves the header unpatched in the buffer
+
+    def close(self) -> None:
+        self._writer.close()

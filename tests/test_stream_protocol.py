@@ -120,8 +120,13 @@ def test_a_session_becomes_the_files_predict_reads(tmp_path: Path) -> None:
         recording.add_segment(
             TranscriptMessage(type="transcript", speaker="Patient", start=start, end=start + 0.4, text=f"words {k}")
         )
+    # a running estimate's snapshot: the WAV so far, and where its final frames are kept, in the folder
+    snapshot = recording.snapshot()
+    assert snapshot.files["audio"].path == recording.audio_path
+    assert snapshot.audio_cache is not None and snapshot.audio_cache.parent == tmp_path
     form = recording.form()
 
+    assert form.audio_cache is None  # the final answer decodes the recording, as /predict does
     assert form.fields == {"participant_speaker": "Patient", "include_timeline": "true"}
     with wave.open(str(form.files["audio"].path)) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)

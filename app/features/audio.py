@@ -170,33 +170,79 @@ MEL_BLOCK_FRAMES = 4096
 
 
 def mel_power(
-    signal: np.ndarray, sample_rate: int, n_fft: int, hop_length: int, n_mels: int,
-    fmin: float = 0.0, fmax: float | None = None,
+    signal: np.ndarray,
+    sample_rate: int,
+    n_fft: int,
+    hop_length: int,
+    n_mels: int,
+    fmin: float = 0.0,
+    fmax: float | None = None,
 ) -> np.ndarray:
     """(T, n_mels) mel power spectrogram (float32), equal to librosa's
     ``melspectrogram(center=True, pad_mode="constant")`` on the whole signal, computed block by
     block (each frame depends only on its own ``n_fft`` samples), so memory stays bounded."""
+    return mel_power_from(signal, 0, 0, sample_rate, n_fft, hop_length, n_mels, fmin, fmax)
+
+
+def final_frames(n_samples: int, n_fft: int, hop_length: int) -> int:
+    """How many of the (centred) frames of a signal of ``n_samples`` later samples cannot change:
+    frame i reads samples [i*hop - n_fft/2, i*hop + n_fft/2), so it is final once they all came."""
+    half = n_fft // 2
+    return 0 if n_samples < half else (n_samples - half) // hop_length + 1
+
+
+def mel_power_from(
+    tail: np.ndarray,
+    origin: int,
+    first_frame: int,
+    sample_rate: int,
+    n_fft: int,
+    hop_length: int,
+    n_mels: int,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+) -> np.ndarray:
+    """Frames ``first_frame`` to the end of ``mel_power`` of a signal of which ``tail`` holds the
+    samples from index ``origin`` to its end: what a growing recording needs past the frames it
+    already has. ``origin`` must be at most the first sample those frames read
+    (``first_frame * hop_length - n_fft // 2``, or 0)."""
     import librosa  # local: its first use pulls numba; only workers pay for it
 
-    signal = np.asarray(signal, dtype=np.float32)
+    tail = np.asarray(tail, dtype=np.float32)
     half = n_fft // 2
-    padded = np.pad(signal, half)  # librosa's centring, zeros on both ends
-    frames = 1 + signal.shape[0] // hop_length
+    n_samples = origin + tail.shape[0]
+    frames = 1 + n_samples // hop_length - first_frame
+    if origin > max(0, first_frame * hop_length - half):
+        raise ValueError("the tail starts after the first sample its frames read")
+    if frames <= 0:
+        return np.zeros((0, n_mels), dtype=np.float32)
+    # the samples frames first_frame.. read, on librosa's centred clock: zeros before the
+    # signal's start and after its end
+    start = first_frame * hop_length - half
+    stop = (first_frame + frames - 1) * hop_length + half
+    padded = np.zeros(stop - start, dtype=np.float32)
+    a, b = max(start, origin), min(stop, n_samples)
+    padded[a - start : b - start] = tail[a - origin : b - origin]
     basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     out = np.empty((frames, n_mels), dtype=np.float32)
     for first in range(0, frames, MEL_BLOCK_FRAMES):
         count = min(MEL_BLOCK_FRAMES, frames - first)
-        start = first * hop_length
-        block = padded[start : start + (count - 1) * hop_length + n_fft]
+        offset = first * hop_length
+        block = padded[offset : offset + (count - 1) * hop_length + n_fft]
         power = np.abs(librosa.stft(block, n_fft=n_fft, hop_length=hop_length, center=False)) ** 2
         out[first : first + count] = (basis @ power).T
     return out
 
 
+def power_to_db(power: np.ndarray, spec: AudioSpec) -> np.ndarray:
+    """Mel power -> dB (10 log10, amin from the spec), float32."""
+    return (10.0 * np.log10(np.maximum(power, spec.power_to_db_amin))).astype(np.float32)
+
+
 def mel_power_db(signal: np.ndarray, spec: AudioSpec) -> np.ndarray:
     """(T, n_mels) log-mel power in dB (10 log10, amin from the spec), before normalisation."""
     power = mel_power(signal, spec.sample_rate, spec.n_fft, spec.hop_length, spec.n_mels, spec.fmin, spec.fmax)
-    return (10.0 * np.log10(np.maximum(power, spec.power_to_db_amin))).astype(np.float32)
+    return power_to_db(power, spec)
 
 
 def speech_frames(mel_db: np.ndarray) -> tuple[np.ndarray, float]:

@@ -29,6 +29,7 @@ from app.errors import (
     UnsupportedMediaError,
 )
 from app.features import audio as audio_features
+from app.features import growing_audio
 from app.features.text import TextEncoder
 from app.features.transcript import SpeakerSelection, TranscriptError, Utterance, parse_transcript, word_count
 from app.features.transcript import language as transcript_language
@@ -99,6 +100,10 @@ class ExtractionJob:
     # recorded ``video`` (the final answer), tracks only the ticks after them
     live_video: tuple[TrackedSegment, ...] = ()
     live_video_s: float = 0.0  # the session time those segments reach
+    # a running estimate of a live session: the cache of its WAV's final log-mel frames, which
+    # the audio branch reads and extends instead of decoding the whole call again
+    # (app/features/growing_audio.py)
+    live_audio_cache: Path | None = None
 
 
 # what the visual report's format says of a live session's tracked video
@@ -317,7 +322,24 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
             source, path = "video audio track", job.video
         elif video_info is not None:
             reports["audio"] = _absent("the video has no audio track")
-        if path is not None:
+        if path is not None and source == "audio upload" and job.live_audio_cache is not None:
+            assert audio_info is not None
+            with _stage(timings, "audio"):
+                grown = growing_audio.update(
+                    path,
+                    job.live_audio_cache,
+                    features.audio,
+                    round(limits.max_media_seconds * features.audio.sample_rate),
+                )
+                audio_track, report = _growing_audio_branch(grown, turns, features, limits, warnings)
+            media_duration = grown.n_samples / features.audio.sample_rate
+            report.source, report.format = source, media_format(audio_info)
+            if speaker_choice is not None and report.quality.get("participant_only"):
+                report.selections = [speaker_choice]
+            reports["audio"] = report
+            speakers_report = SpeakersReport(separated=False, reason=RUNNING_ESTIMATE_SPEAKERS)
+            not_heard = RUNNING_ESTIMATE_SPEECH
+        elif path is not None:
             info = audio_info if source == "audio upload" else video_info
             assert info is not None and source is not None
             with _stage(timings, "decode"):
@@ -785,10 +807,47 @@ def _audio_branch(
             spans = audio_features.kept_spans(signal.shape[0], spec.sample_rate, turns)
             signal, participant_only = kept, True
         else:
-            warnings.append("the transcript's participant turns do not overlap the audio; all of the audio was used")
+            warnings.append(TURNS_OUTSIDE_AUDIO)
     acoustic = audio_features.audio_features(signal, spec)
-    speech_s = float(acoustic.speech.sum()) / spec.rate_hz
     bandwidth = audio_features.speech_bandwidth_hz(signal, spec.sample_rate)
+    # each frame at the time it was spoken, so windows follow the interview's clock
+    times = audio_features.frame_times(acoustic.frames.shape[0], spec.rate_hz, spans) if spans else None
+    return _acoustic_track(acoustic, times, bandwidth, participant_only, spec, limits, warnings)
+
+
+def _growing_audio_branch(
+    grown: growing_audio.GrownAudio,
+    turns: list[tuple[float, float]],
+    features: FeatureSpec,
+    limits: InputLimits,
+    warnings: list[str],
+) -> tuple[AudioTrack | None, ModalityReport]:
+    """``_audio_branch`` for a running estimate, on the frames of the call so far."""
+    spec = features.audio
+    acoustic, times = growing_audio.grown_features(grown, spec, turns)
+    if turns and times is None:
+        warnings.append(TURNS_OUTSIDE_AUDIO)
+    bandwidth = audio_features.speech_bandwidth_hz(grown.tail, spec.sample_rate)
+    return _acoustic_track(acoustic, times, bandwidth, times is not None, spec, limits, warnings)
+
+
+TURNS_OUTSIDE_AUDIO = "the transcript's participant turns do not overlap the audio; all of the audio was used"
+# what a running estimate of a live session says of the steps only its final answer runs
+RUNNING_ESTIMATE_SPEAKERS = "speaker separation runs for the final answer"
+RUNNING_ESTIMATE_SPEECH = "the words are recognised live, or for the final answer"
+
+
+def _acoustic_track(
+    acoustic: audio_features.AudioFeatures,
+    times: np.ndarray | None,
+    bandwidth: float,
+    participant_only: bool,
+    spec: AudioSpec,
+    limits: InputLimits,
+    warnings: list[str],
+) -> tuple[AudioTrack | None, ModalityReport]:
+    """The audio report, and the track unless there is too little speech."""
+    speech_s = float(acoustic.speech.sum()) / spec.rate_hz
     if 0 < bandwidth < audio_features.NARROWBAND_MAX_HZ:
         warnings.append(
             f"the audio is telephone-band (speech carried up to about {bandwidth:.0f} Hz); the model was trained "
@@ -809,8 +868,6 @@ def _audio_branch(
         reason = f"only {speech_s:.1f} s of speech; at least {limits.min_speech_seconds:.0f} s are needed"
         warnings.append("audio was not used: " + reason)
         return None, _absent(reason, **report)
-    # each frame at the time it was spoken, so windows follow the interview's clock
-    times = audio_features.frame_times(acoustic.frames.shape[0], spec.rate_hz, spans) if spans else None
     track = AudioTrack(frames=acoustic.frames, speech=acoustic.speech, snr_db=acoustic.snr_db, times_s=times)
     return track, ModalityReport(used=True, **report)
 

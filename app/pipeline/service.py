@@ -139,11 +139,14 @@ class Pipeline:
         ticket: the same checks, extraction and answer as ``predict``, without the speech stage (it
         would hear the whole call again at every update; the final answer runs it) and outside the
         prediction metrics (one session, one prediction). ``live_video``: the session's pictures
-        tracked so far (``track_live``), up to ``live_video_s`` on its clock."""
+        tracked so far (``track_live``), up to ``live_video_s`` on its clock; the audio's frames
+        computed by earlier estimates are kept in ``form.audio_cache``, so each computes only the
+        new ones."""
         interview = self._interview(form, request_id, time.perf_counter(), speech_stage=False, live_video=live_video)
+        job = replace(interview.job, live_audio_cache=form.audio_cache)
         if live_video:
-            job = replace(interview.job, live_video=live_video, live_video_s=live_video_s)
-            interview = replace(interview, job=job)
+            job = replace(job, live_video=live_video, live_video_s=live_video_s)
+        interview = replace(interview, job=job)
         extracted = await self._extract(interview)
         return await self._answer(interview, extracted)
 

@@ -198,6 +198,7 @@ class StreamRecording:
         if self.config.participant_speaker is not None:
             form.fields["participant_speaker"] = self.config.participant_speaker
         form.fields["include_timeline"] = "true"
+        form.audio_cache = self.folder / "stream-audio.mel"  # in the private folder, removed with it
         return form
 
     def close(self) -> None:

@@ -77,6 +77,9 @@ class ReceivedForm:
     # a live session's video already tracked as it came (consecutive parts from its first
     # tick), so the final answer tracks only the rest of the recorded video
     tracked_video: tuple[object, ...] = ()  # TrackedSegment, opaque here
+    # a live session's running estimate: where the final frames of its audio so far are kept
+    # between estimates (app/features/growing_audio.py), so each computes only the new ones
+    audio_cache: Path | None = None
 
 
 class _Receiver:

@@ -6,14 +6,18 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.config import Settings
+from app.contract import AudioSpec
 from app.errors import PayloadTooLargeError
+from app.features import growing_audio
 from app.metrics import Metrics
 from app.pipeline.extraction import ExtractionModels
 from app.upload.form import ReceivedFile, ReceivedForm
 from tests.api.helpers import valid_answer
+from tests.media import GrowingWav, speech_signal
 from tests.routes.conftest import in_process
 from tests.routes.helpers import TRANSCRIPT
 
@@ -49,3 +53,36 @@ def test_files_on_disk_go_through_the_same_pipeline_with_no_http_at_all(
     asyncio.run(run())
     assert seen and not seen[0].exists(), "the private folder outlived the call"
     assert list(spool.iterdir()) == []
+
+
+def test_a_running_estimate_computes_only_the_new_audio_frames_and_answers_as_a_full_decode(
+    tmp_path: Path, extraction_models: ExtractionModels
+) -> None:
+    # a live session's estimates: the WAV grows between them, its final frames kept in the cache
+    words = speech_signal("I have been feeling low and tired, and I do not enjoy things any more.")
+    call = np.tile(np.concatenate([words, np.zeros(4000, np.float32)]), 20)[: 75 * 16000]
+    wav, cache = GrowingWav(tmp_path / "stream-audio.wav"), tmp_path / "stream-audio.mel"
+    settings = Settings(spool_dir=tmp_path, providers=["cpu"])
+
+    def form(audio_cache: Path | None) -> ReceivedForm:
+        audio = ReceivedFile(wav.path.stat().st_size, "wav", "audio/wav", path=wav.path)
+        return ReceivedForm(files={"audio": audio}, fields={"include_timeline": "true"}, audio_cache=audio_cache)
+
+    async def run() -> None:
+        async with in_process(extraction_models)(settings, Metrics()) as services:
+            cut = 0
+            for seconds in (45, 62, 75):
+                wav.append(call[cut : seconds * 16000])
+                cut = seconds * 16000
+                running = await services.pipeline.interim(form(cache), "live-0001")
+                decoded = await services.pipeline.interim(form(None), "live-0001")
+                assert running.inputs.audio.used and running.inputs.audio.duration_s == pytest.approx(seconds)
+                assert running.phq8.total == pytest.approx(decoded.phq8.total, abs=1e-3)
+                assert [w.total for w in running.timeline] == pytest.approx(
+                    [w.total for w in decoded.timeline], abs=1e-3
+                )
+                rows = cache.stat().st_size // (4 * (AudioSpec().n_mels + 1))
+                assert rows == growing_audio.cached_rows(cut, AudioSpec())
+
+    asyncio.run(run())
+    wav.close()
