@@ -3,6 +3,8 @@ evidence, widen with less evidence, and a P(total >= 10) whose stated probabilit
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -253,3 +255,20 @@ def test_where_whole_interviews_are_enough_they_alone_calibrate_their_bucket() -
     q_whole = interval_quantile(fitted, "audio", 60.0, 0.9)
     assert np.mean(scores <= q_whole) == pytest.approx(0.9, abs=0.02)
     assert np.mean(scores <= interval_quantile(pooled, "audio", 60.0, 0.9)) < 0.85
+
+
+def test_recalibration_refuses_extra_people_drawn_with_the_training_seed(tmp_path) -> None:
+    """Extra calibration people must be fresh: the training seed draws the training people again
+    (refused before any corpus is built, so the model folder is untouched)."""
+    import shutil
+
+    from tests.conftest import MODEL_STORE
+    from training.recalibrate import recalibrate
+
+    model = shutil.copytree(MODEL_STORE / "fusion" / "4", tmp_path / "4")
+    before = (model / "manifest.json").read_bytes()
+    seed = json.loads(before)["provenance"]["seed"]
+    for extra_seed in (None, seed):
+        with pytest.raises(SystemExit, match="extra-seed"):
+            recalibrate(model, 100, tmp_path / "cache", 1, extra=10, extra_seed=extra_seed)
+    assert (model / "manifest.json").read_bytes() == before and not (tmp_path / "cache").exists()

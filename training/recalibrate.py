@@ -9,6 +9,11 @@ after the first ``--select`` that chose the epoch) through the exported ONNX mod
 test split into ``evaluation.json`` (its robustness table, which calibration does not touch,
 is kept) and redraws ``reliability.png``. The weights and their sha256 do not change; the
 manifest's provenance records the recalibration.
+
+``--extra N --extra-seed S`` adds N fresh synthetic participants (drawn with seed S, which
+must differ from the training seed and from any evaluation seed) to the calibration people:
+split-conformal quantiles need only people exchangeable with those served, and each subset's
+and evidence bucket's quantile is noisier the fewer people it rests on.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 
 from app.contract import FusionManifest
 from training.calibrate import calibrate, reliability_png
-from training.data import load_windows, participants
+from training.data import load_windows
 from training.evaluate import evaluation_report, onnx_runner
 from training.synth.corpus import build_corpus
 from training.synth.participants import draw_participants
@@ -29,23 +34,38 @@ from training.synth.participants import draw_participants
 TEXT_ENCODER_DIR = Path("model_store/text_encoder/1")
 
 
-def recalibrate(model_dir: Path, select: int, cache: Path, workers: int) -> FusionManifest:
+def recalibrate(
+    model_dir: Path, select: int, cache: Path, workers: int, extra: int = 0, extra_seed: int | None = None
+) -> FusionManifest:
     manifest = FusionManifest.model_validate_json((model_dir / "manifest.json").read_text())
     provenance = manifest.provenance
     if provenance.training_data != "synthetic":
         raise SystemExit("only synthetic runs can be rebuilt from their manifest; rerun training on the corpus")
+    if extra and (extra_seed is None or extra_seed == provenance.seed):
+        raise SystemExit("--extra needs an --extra-seed other than the training seed")
     sizes = provenance.corpus["participants"]
     n_train, n_val, n_test = sizes["train"], sizes["val"], sizes["test"]
     started = time.monotonic()
     people = draw_participants(n_train + n_val + n_test, seed=provenance.seed)
     paths = build_corpus(people, provenance.seed, manifest.features, TEXT_ENCODER_DIR, cache, workers)
-    val = load_windows(paths[n_train : n_train + n_val], manifest.features)
-    test = load_windows(paths[n_train + n_val :], manifest.features)
     n_select = min(select, n_val - 1)
+    calibration_paths = paths[n_train + n_select : n_train + n_val]
+    source = manifest.calibration.source if manifest.calibration else "synthetic validation participants"
+    if extra:
+        fresh = draw_participants(extra, seed=extra_seed)
+        calibration_paths += build_corpus(fresh, extra_seed, manifest.features, TEXT_ENCODER_DIR, cache, workers)
+        source = (
+            f"{n_val - n_select} synthetic validation participants and {extra} fresh synthetic participants "
+            f"(seed {extra_seed})"
+        )
+    test = load_windows(paths[n_train + n_val :], manifest.features)
     onnx_path = model_dir / manifest.model_file
     calibration = calibrate(
-        onnx_runner(onnx_path), participants(val, n_select, n_val), manifest.features, manifest.semantics,
-        source=manifest.calibration.source if manifest.calibration else "synthetic validation participants",
+        onnx_runner(onnx_path),
+        load_windows(calibration_paths, manifest.features),
+        manifest.features,
+        manifest.semantics,
+        source=source,
     )
     train_mean = float(provenance.metrics["train_mean_total"])
     evaluation = evaluation_report(
@@ -75,8 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--select", type=int, default=100, help="validation participants that chose the epoch")
     parser.add_argument("--cache", type=Path, default=Path(".build/corpus"))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--extra", type=int, default=0, help="fresh synthetic participants added to the calibration")
+    parser.add_argument("--extra-seed", type=int, help="their seed (not the training seed, not an evaluation seed)")
     args = parser.parse_args(argv)
-    recalibrate(args.model, args.select, args.cache, args.workers)
+    recalibrate(args.model, args.select, args.cache, args.workers, args.extra, args.extra_seed)
 
 
 if __name__ == "__main__":
