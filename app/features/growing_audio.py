@@ -46,7 +46,6 @@ class GrownAudio:
 
     mel_db: np.ndarray  # (T, n_mels) float32, as ``mel_power_db`` of the whole recording
     hop_energy: np.ndarray  # (T,) float64: sum of squares of the samples [i*hop, (i+1)*hop)
-    hop_samples: np.ndarray  # (T,) how many samples each hop holds (the last one fewer)
     n_samples: int
     tail: np.ndarray  # the newest samples (up to BANDWIDTH_TAIL_S), float32
 
@@ -102,6 +101,11 @@ def update(wav: Path, cache: Path, spec: AudioSpec, max_samples: int | None = No
     edges = np.minimum(np.arange(rows, rows + fresh_db.shape[0] + 1) * spec.hop_length, n) - origin
     squares = np.concatenate([[0.0], np.cumsum(np.square(new, dtype=np.float64))])
     fresh_energy = squares[edges[1:]] - squares[edges[:-1]]
+    cached = (
+        np.fromfile(cache, dtype=np.float32, count=rows * row_floats).reshape(rows, row_floats)
+        if rows
+        else np.zeros((0, row_floats), dtype=np.float32)
+    )
     final = max(0, cached_rows(n, spec) - rows)
     if final:
         block = np.empty((final, row_floats), dtype=np.float32)
@@ -109,18 +113,11 @@ def update(wav: Path, cache: Path, spec: AudioSpec, max_samples: int | None = No
         block[:, -1] = fresh_energy[:final]
         with cache.open("ab") as handle:
             handle.write(block.tobytes())
-    cached = np.fromfile(cache, dtype=np.float32).reshape(-1, row_floats) if cache.exists() else None
-    if cached is None:
-        cached = np.zeros((0, row_floats), dtype=np.float32)
-    mel_db = np.concatenate([cached[:, :-1], fresh_db[final:]])
-    hop_energy = np.concatenate([cached[:, -1].astype(np.float64), fresh_energy[final:]])
-    hop_samples = np.full(mel_db.shape[0], spec.hop_length, dtype=np.int64)
-    if hop_samples.size:
-        hop_samples[-1] = n - (mel_db.shape[0] - 1) * spec.hop_length
+    # the new final rows as stored (float32 energies), then the frames later samples still change
+    stored_energy = np.concatenate([cached[:, -1], fresh_energy[:final].astype(np.float32)]).astype(np.float64)
     return GrownAudio(
-        mel_db=mel_db,
-        hop_energy=hop_energy,
-        hop_samples=hop_samples,
+        mel_db=np.concatenate([cached[:, :-1], fresh_db]),
+        hop_energy=np.concatenate([stored_energy, fresh_energy[final:]]),
         n_samples=n,
         tail=samples[tail_start - read_from :],
     )
@@ -144,7 +141,10 @@ def grown_features(
             keep, times = inside, at[inside]
     mel_db = grown.mel_db[keep]
     speech, snr = speech_frames(mel_db)
-    samples = int(grown.hop_samples[keep].sum())
+    hop_samples = np.full(frames, spec.hop_length, dtype=np.int64)  # the last hop holds what came
+    if frames:
+        hop_samples[-1] = grown.n_samples - (frames - 1) * spec.hop_length
+    samples = int(hop_samples[keep].sum())
     energy = float(grown.hop_energy[keep].sum())
     rms = float(np.sqrt(energy / samples)) if samples else 0.0
     features = AudioFeatures(
