@@ -236,6 +236,16 @@ class NetworkConfig(_Strict):
     # version 4 on: the gate also weighs how much the face moves inside the window (the masked
     # temporal SD of the visual features, as sd / (sd + this)): a frozen picture is not evidence
     liveliness_scale: float | None = Field(None, gt=0)
+    # version 5 on: the gate also weighs how steady the face track is: its roughness (the
+    # variance of frame-to-frame changes over twice the variance, ~1 for jitter, low for motion)
+    # as sigmoid((centre - roughness) / width); a track that shakes more than it moves is noise
+    steadiness_centre: float | None = Field(None, gt=0)
+    steadiness_width: float = Field(0.05, gt=0)
+    # version 5 on: the gate also weighs whether a modality agrees with the others: the gap
+    # between its own estimate of the total (its embedding through the item heads alone) and the
+    # mean of the other present modalities' estimates, as 1 / (1 + (gap / this) ** 2); with one
+    # or two modalities present it moves nothing (two gaps are equal)
+    consensus_scale: float | None = Field(None, gt=0)
 
 
 class Calibration(_Strict):

@@ -268,7 +268,7 @@ def test_recalibration_refuses_extra_people_drawn_with_the_training_seed(tmp_pat
     model = shutil.copytree(MODEL_STORE / "fusion" / "4", tmp_path / "4")
     before = (model / "manifest.json").read_bytes()
     seed = json.loads(before)["provenance"]["seed"]
-    for extra_seed in (None, seed):
+    for extra_seeds in ((), (seed,), (4242, seed), (4242, 4242)):
         with pytest.raises(SystemExit, match="extra-seed"):
-            recalibrate(model, 100, tmp_path / "cache", 1, extra=10, extra_seed=extra_seed)
+            recalibrate(model, 100, tmp_path / "cache", 1, extra=10, extra_seeds=extra_seeds)
     assert (model / "manifest.json").read_bytes() == before and not (tmp_path / "cache").exists()

@@ -26,6 +26,18 @@ temporal SD of the visual features in the window as sd / (sd + scale), joins the
 frozen video (a stalled call, a looped picture) loses its weight whatever its quality says.
 The audio and text columns of that figure are 1.
 
+From version 5 (NetworkConfig.steadiness_centre, consensus_scale), two more gate figures.
+Steadiness: the face track's roughness (``masked_roughness``, about 1 for a track that jitters
+from frame to frame, 0.3-0.7 for the synthetic faces' real motion) as sigmoid((centre -
+roughness) / width); version 4 kept three quarters of the visual weight on a track with 8x the
+landmark jitter, whose confidence figure falls only from 0.94 to 0.66. Consensus: each
+modality's own estimate of the total (its embedding through the item heads alone), its gap to
+the mean of the other present modalities' estimates weighted by what the other gate figures
+give them, as 1 / (1 + (gap / scale) ** 2); a
+transcript of someone else has the quality figures of the patient's own, and only its
+disagreement with the face and the voice tells it apart. The figure is a fixed function of the
+estimates (no gradient flows through it), so the branches cannot learn to agree to keep weight.
+
 Everything here exports to ONNX: masks are inputs, no packed sequences, no Python
 control flow that depends on data.
 """
@@ -59,6 +71,20 @@ def masked_temporal_sd(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mean = (x * m).sum(dim=1) / n
     var = (((x - mean.unsqueeze(1)) * m) ** 2).sum(dim=1) / n
     return torch.sqrt(var + 1e-12).mean(dim=1)
+
+
+def masked_roughness(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, D), (B, T) -> (B,): the variance of the changes between present neighbouring steps
+    over twice the variance of the steps, averaged over the features: about 1 for white noise
+    (independent steps), near 0 for a smooth movement, 0 for a frozen track."""
+    both = mask[:, 1:] * mask[:, :-1]
+    steps = (x[:, 1:] - x[:, :-1]) * both.unsqueeze(-1)
+    step_var = (steps**2).sum(dim=1) / both.sum(dim=1).clamp(min=1.0).view(-1, 1)
+    m = mask.unsqueeze(-1)
+    n = mask.sum(dim=1).clamp(min=1.0).view(-1, 1)
+    mean = (x * m).sum(dim=1) / n
+    var = (((x - mean.unsqueeze(1)) * m) ** 2).sum(dim=1) / n
+    return (step_var / (2.0 * var + 1e-6)).mean(dim=1)
 
 
 class Branch(nn.Module):
@@ -110,10 +136,24 @@ class FusionNet(nn.Module):
         )
         self.evidence_attention = cfg.evidence_attention
         self.quality_floor = cfg.quality_floor
-        n_evidence = (1 if cfg.evidence_attention else 0) + (1 if cfg.liveliness_scale is not None else 0)
+        n_evidence = sum(
+            1
+            for on in (
+                cfg.evidence_attention,
+                cfg.liveliness_scale is not None,
+                cfg.steadiness_centre is not None,
+                cfg.consensus_scale is not None,
+            )
+            if on
+        )
         self.liveliness_scale = cfg.liveliness_scale
+        self.steadiness_centre = cfg.steadiness_centre
+        self.steadiness_width = cfg.steadiness_width
+        self.consensus_scale = cfg.consensus_scale
         self.quality_in_keys = cfg.quality_in_keys
-        key_dim = cfg.embed_dim + (n_quality + n_evidence if cfg.quality_in_keys else 0) + self.n_modalities
+        # the consensus figure comes after the other figures' weights, so the keys never see it
+        n_key_figures = n_quality + n_evidence - (1 if cfg.consensus_scale is not None else 0)
+        key_dim = cfg.embed_dim + (n_key_figures if cfg.quality_in_keys else 0) + self.n_modalities
         # one modality-attention per item head: score = v_h . tanh(W_h [e_m; q_m; id_m] + b_h)
         self.attn_w = nn.Parameter(torch.randn(self.n_items, key_dim, cfg.head_hidden) / math.sqrt(key_dim))
         self.attn_b = nn.Parameter(torch.zeros(self.n_items, 1, cfg.head_hidden))
@@ -175,15 +215,20 @@ class FusionNet(nn.Module):
         ids = self.modality_ids.unsqueeze(0).expand(batch, -1, -1)
         if self.evidence_attention:
             # the share of the window each modality fills: a short or sparse input is less evidence
-            evidence = torch.stack(
-                [m.mean(dim=1) for m in (visual_mask, audio_mask, text_mask)], dim=1
-            ) * modality_mask  # (B, M)
+            evidence = (
+                torch.stack([m.mean(dim=1) for m in (visual_mask, audio_mask, text_mask)], dim=1) * modality_mask
+            )  # (B, M)
             quality = torch.cat([quality, evidence.unsqueeze(-1)], dim=-1)
         if self.liveliness_scale is not None:
             sd = masked_temporal_sd(visual, visual_mask)  # (B,)
             lively = sd / (sd + self.liveliness_scale)
             others = torch.ones_like(modality_mask[:, 1:])
             column = torch.cat([lively.unsqueeze(1), others], dim=1) * modality_mask  # (B, M)
+            quality = torch.cat([quality, column.unsqueeze(-1)], dim=-1)
+        if self.steadiness_centre is not None:
+            rough = masked_roughness(visual, visual_mask)  # (B,)
+            steady = torch.sigmoid((self.steadiness_centre - rough) / self.steadiness_width)
+            column = torch.cat([steady.unsqueeze(1), torch.ones_like(modality_mask[:, 1:])], dim=1) * modality_mask
             quality = torch.cat([quality, column.unsqueeze(-1)], dim=-1)
         keys = torch.cat([emb, quality, ids] if self.quality_in_keys else [emb, ids], dim=-1)  # (B, M, K)
         hidden = torch.tanh(torch.einsum("bmk,hka->bhma", keys, self.attn_w) + self.attn_b.unsqueeze(0))
@@ -192,10 +237,31 @@ class FusionNet(nn.Module):
             scores = self.attn_prior.unsqueeze(0) + self.score_bound * torch.tanh(scores / self.score_bound)
         # a structural guarantee, not only a learned one: lower quality always means less weight
         exponents = self.quality_floor + nn.functional.softplus(self.quality_gain)  # (H, Q)
-        scores = scores + torch.einsum("bmq,hq->bhm", torch.log(quality + QUALITY_EPS), exponents)
+        n_figures = quality.shape[-1]
+        scores = scores + torch.einsum("bmq,hq->bhm", torch.log(quality + QUALITY_EPS), exponents[:, :n_figures])
+        if self.consensus_scale is not None:
+            # the weights every other figure gives say whose estimates to compare with
+            reliability = masked_softmax(scores, modality_mask.unsqueeze(1), dim=-1).mean(dim=1)  # (B, M)
+            agree = self.consensus(emb, modality_mask, reliability)
+            scores = scores + torch.log(agree + QUALITY_EPS).unsqueeze(1) * exponents[:, n_figures].view(1, -1, 1)
         weights = masked_softmax(scores, modality_mask.unsqueeze(1), dim=-1)
         fused = torch.einsum("bhm,bme->bhe", weights, emb)  # (B, H, E)
         return self.heads(fused), time_weights, weights, emb
+
+    def consensus(self, emb: torch.Tensor, modality_mask: torch.Tensor, reliability: torch.Tensor) -> torch.Tensor:
+        """(B, M, E), (B, M), (B, M) -> (B, M): how well each present modality's own estimate of the
+        total agrees with the other present ones', each of those counted by its ``reliability``
+        (its weight before this figure; 1: no others). Counted by weight, a modality the gate has
+        already set aside (noise, a frozen face) is no reference: its estimate of a damaged input
+        sits near the population mean and would otherwise favour whichever other estimate is
+        nearer the mean."""
+        own = (torch.softmax(self.unimodal_logits(emb), dim=-1) @ self.bin_centres).sum(dim=-1)  # (B, M)
+        r = reliability * modality_mask
+        others_weight = r.sum(dim=1, keepdim=True) - r
+        others = ((own * r).sum(dim=1, keepdim=True) - own * r) / others_weight.clamp(min=1e-6)
+        has_others = (modality_mask.sum(dim=1, keepdim=True) - modality_mask > 0).float()
+        gap = (own - others).abs() * has_others
+        return (modality_mask / (1.0 + (gap / self.consensus_scale) ** 2)).detach()
 
     def heads(self, fused: torch.Tensor) -> torch.Tensor:
         """Per-item MLPs: (B, H, E) -> logits (B, H, K)."""

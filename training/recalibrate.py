@@ -10,10 +10,10 @@ test split into ``evaluation.json`` (its robustness table, which calibration doe
 is kept) and redraws ``reliability.png``. The weights and their sha256 do not change; the
 manifest's provenance records the recalibration.
 
-``--extra N --extra-seed S`` adds N fresh synthetic participants (drawn with seed S, which
-must differ from the training seed and from any evaluation seed) to the calibration people:
-split-conformal quantiles need only people exchangeable with those served, and each subset's
-and evidence bucket's quantile is noisier the fewer people it rests on.
+``--extra N --extra-seed S [S ...]`` adds N fresh synthetic participants drawn with each seed S
+(which must differ from the training seed and from any evaluation seed) to the calibration
+people: split-conformal quantiles need only people exchangeable with those served, and each
+subset's and evidence bucket's quantile is noisier the fewer people it rests on.
 """
 
 from __future__ import annotations
@@ -35,14 +35,19 @@ TEXT_ENCODER_DIR = Path("model_store/text_encoder/1")
 
 
 def recalibrate(
-    model_dir: Path, select: int, cache: Path, workers: int, extra: int = 0, extra_seed: int | None = None
+    model_dir: Path,
+    select: int,
+    cache: Path,
+    workers: int,
+    extra: int = 0,
+    extra_seeds: tuple[int, ...] = (),
 ) -> FusionManifest:
     manifest = FusionManifest.model_validate_json((model_dir / "manifest.json").read_text())
     provenance = manifest.provenance
     if provenance.training_data != "synthetic":
         raise SystemExit("only synthetic runs can be rebuilt from their manifest; rerun training on the corpus")
-    if extra and (extra_seed is None or extra_seed == provenance.seed):
-        raise SystemExit("--extra needs an --extra-seed other than the training seed")
+    if extra and (not extra_seeds or provenance.seed in extra_seeds or len(set(extra_seeds)) < len(extra_seeds)):
+        raise SystemExit("--extra needs --extra-seed values, distinct and other than the training seed")
     sizes = provenance.corpus["participants"]
     n_train, n_val, n_test = sizes["train"], sizes["val"], sizes["test"]
     started = time.monotonic()
@@ -52,11 +57,13 @@ def recalibrate(
     calibration_paths = paths[n_train + n_select : n_train + n_val]
     source = manifest.calibration.source if manifest.calibration else "synthetic validation participants"
     if extra:
-        fresh = draw_participants(extra, seed=extra_seed)
-        calibration_paths += build_corpus(fresh, extra_seed, manifest.features, TEXT_ENCODER_DIR, cache, workers)
+        for seed in extra_seeds:
+            fresh = draw_participants(extra, seed=seed)
+            calibration_paths += build_corpus(fresh, seed, manifest.features, TEXT_ENCODER_DIR, cache, workers)
+        seeds = ", ".join(str(seed) for seed in extra_seeds)
         source = (
-            f"{n_val - n_select} synthetic validation participants and {extra} fresh synthetic participants "
-            f"(seed {extra_seed})"
+            f"{n_val - n_select} synthetic validation participants and {extra * len(extra_seeds)} fresh synthetic "
+            f"participants ({extra} each of seed {seeds})"
         )
     test = load_windows(paths[n_train + n_val :], manifest.features)
     onnx_path = model_dir / manifest.model_file
@@ -96,9 +103,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=Path(".build/corpus"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--extra", type=int, default=0, help="fresh synthetic participants added to the calibration")
-    parser.add_argument("--extra-seed", type=int, help="their seed (not the training seed, not an evaluation seed)")
+    parser.add_argument(
+        "--extra-seed",
+        type=int,
+        nargs="+",
+        default=[],
+        help="their seeds, N people each (not the training seed, not an evaluation seed)",
+    )
     args = parser.parse_args(argv)
-    recalibrate(args.model, args.select, args.cache, args.workers, args.extra, args.extra_seed)
+    recalibrate(args.model, args.select, args.cache, args.workers, args.extra, tuple(args.extra_seed))
 
 
 if __name__ == "__main__":

@@ -344,6 +344,8 @@ def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
         quality_in_keys=args.quality_in_keys,
         score_bound=args.score_bound or None,
         liveliness_scale=args.liveliness_scale or None,
+        steadiness_centre=args.steadiness_centre or None,
+        consensus_scale=args.consensus_scale or None,
     )
     semantics = OutputSemantics()
     people = draw_participants(args.train + args.val + args.test, seed=args.seed)
@@ -436,6 +438,8 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
         quality_in_keys=args.quality_in_keys,
         score_bound=args.score_bound or None,
         liveliness_scale=args.liveliness_scale or None,
+        steadiness_centre=args.steadiness_centre or None,
+        consensus_scale=args.consensus_scale or None,
     )
     if profile not in producible_profiles():
         print(
@@ -549,6 +553,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--liveliness-scale", type=float, default=0.005,
         help="visual liveliness in the gate: sd / (sd + this) of the window's features (0: off, to version 3)",
+    )
+    parser.add_argument(
+        "--steadiness-centre", type=float, default=0.0,
+        help="face steadiness in the gate: sigmoid((this - roughness) / 0.05); 0: off (version 4); tried: 0.8",
+    )
+    parser.add_argument(
+        "--consensus-scale", type=float, default=0.0,
+        help="agreement in the gate: 1 / (1 + (gap to the others' estimate / this) ** 2); 0: off (version 4); tried 4",
     )
     parser.add_argument("--quality-floor", type=float, default=1.0, help="the quality gate's smallest exponent")
     parser.add_argument(
