@@ -243,8 +243,8 @@ class NetworkConfig(_Strict):
     steadiness_width: float = Field(0.05, gt=0)
     # version 5 on: the gate also weighs whether a modality agrees with the others: the gap
     # between its own estimate of the total (its embedding through the item heads alone) and the
-    # mean of the other present modalities' estimates, as 1 / (1 + (gap / this) ** 2); with one
-    # or two modalities present it moves nothing (two gaps are equal)
+    # other present modalities' estimates, each counted by the weight the other figures give it,
+    # as 1 / (1 + (gap / this) ** 2); with one or two modalities present it moves nothing
     consensus_scale: float | None = Field(None, gt=0)
 
 

@@ -64,13 +64,17 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.
     return weights / (weights.sum(dim=dim, keepdim=True) + 1e-6)
 
 
-def masked_temporal_sd(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, D), (B, T) -> (B,): the SD over present time steps, averaged over the features."""
+def masked_variance(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, D), (B, T) -> (B, D): each feature's variance over the present time steps."""
     m = mask.unsqueeze(-1)
     n = mask.sum(dim=1).clamp(min=1.0).view(-1, 1)
     mean = (x * m).sum(dim=1) / n
-    var = (((x - mean.unsqueeze(1)) * m) ** 2).sum(dim=1) / n
-    return torch.sqrt(var + 1e-12).mean(dim=1)
+    return (((x - mean.unsqueeze(1)) * m) ** 2).sum(dim=1) / n
+
+
+def masked_temporal_sd(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, D), (B, T) -> (B,): the SD over present time steps, averaged over the features."""
+    return torch.sqrt(masked_variance(x, mask) + 1e-12).mean(dim=1)
 
 
 def masked_roughness(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -80,11 +84,7 @@ def masked_roughness(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     both = mask[:, 1:] * mask[:, :-1]
     steps = (x[:, 1:] - x[:, :-1]) * both.unsqueeze(-1)
     step_var = (steps**2).sum(dim=1) / both.sum(dim=1).clamp(min=1.0).view(-1, 1)
-    m = mask.unsqueeze(-1)
-    n = mask.sum(dim=1).clamp(min=1.0).view(-1, 1)
-    mean = (x * m).sum(dim=1) / n
-    var = (((x - mean.unsqueeze(1)) * m) ** 2).sum(dim=1) / n
-    return (step_var / (2.0 * var + 1e-6)).mean(dim=1)
+    return (step_var / (2.0 * masked_variance(x, mask) + 1e-6)).mean(dim=1)
 
 
 class Branch(nn.Module):

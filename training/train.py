@@ -335,10 +335,9 @@ def ship(
     return manifest
 
 
-def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
-    started = time.monotonic()
-    features = FeatureSpec(visual=VisualSpec(profile=args.visual_profile or FULL_VISUAL_PROFILE))
-    cfg = NetworkConfig(
+def network_config(args: argparse.Namespace) -> NetworkConfig:
+    """The attention options of the command line (0 turns a figure off)."""
+    return NetworkConfig(
         evidence_attention=not args.no_evidence_attention,
         quality_floor=args.quality_floor,
         quality_in_keys=args.quality_in_keys,
@@ -347,6 +346,12 @@ def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
         steadiness_centre=args.steadiness_centre or None,
         consensus_scale=args.consensus_scale or None,
     )
+
+
+def train_synthetic(args: argparse.Namespace, argv: list[str] | None) -> None:
+    started = time.monotonic()
+    features = FeatureSpec(visual=VisualSpec(profile=args.visual_profile or FULL_VISUAL_PROFILE))
+    cfg = network_config(args)
     semantics = OutputSemantics()
     people = draw_participants(args.train + args.val + args.test, seed=args.seed)
     print(f"participants: {describe_totals(people)}", flush=True)
@@ -432,15 +437,7 @@ def train_on_corpus(args: argparse.Namespace, argv: list[str] | None) -> None:
         sys.exit(str(exc))
     profile = args.visual_profile or (landmark_free_profiles()[0] if kind == CORPUS_EDAIC else FULL_VISUAL_PROFILE)
     features, semantics = FeatureSpec(visual=VisualSpec(profile=profile)), OutputSemantics()
-    cfg = NetworkConfig(
-        evidence_attention=not args.no_evidence_attention,
-        quality_floor=args.quality_floor,
-        quality_in_keys=args.quality_in_keys,
-        score_bound=args.score_bound or None,
-        liveliness_scale=args.liveliness_scale or None,
-        steadiness_centre=args.steadiness_centre or None,
-        consensus_scale=args.consensus_scale or None,
-    )
+    cfg = network_config(args)
     if profile not in producible_profiles():
         print(
             f"warning: no server extractor produces the visual profile {profile!r}; the server will refuse "
