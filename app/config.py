@@ -147,6 +147,23 @@ class Settings(BaseSettings):
     speech_recognition: Literal["auto", "off"] = Field(
         "auto", description="auto: the patient's words from the audio when no transcript is sent; off: never"
     )
+    transcript_check: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: when a transcript comes with audio, hear the patient's first transcript_check_seconds of "
+        "speech and leave the transcript out when too few of those words are in it (another session's text); "
+        "off: never. Needs speech_recognition",
+    )
+    transcript_check_seconds: float = Field(
+        30.0, ge=5.0, le=300.0, description="seconds of the patient's speech the transcript check hears"
+    )
+    transcript_check_min_share: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="a transcript is left out when a smaller share of the heard words is in it, in runs of two "
+        "or more in the same order (30 s of 24 synthetic people: own transcripts 0.49-0.97, another "
+        "person's 0.02-0.11; bench.transcript_check)",
+    )
 
     # async jobs (POST /jobs): results live in this process's memory only (docs/jobs.md)
     job_ttl_s: float = Field(

@@ -94,7 +94,8 @@ class TimelineWindow(BaseModel):
 
 class Candidate(BaseModel):
     name: str = Field(
-        ..., examples=["Speaker 2"],
+        ...,
+        examples=["Speaker 2"],
         description="as the upload names it: a speaker label as the transcript writes it, 'track 2', 'left channel'",
     )
     chosen: bool = Field(..., examples=[True])
@@ -126,6 +127,29 @@ class RecognisedSegment(BaseModel):
     text: str = Field(..., examples=["i have not been sleeping well"])
 
 
+class TranscriptCheckReport(BaseModel):
+    """Whether the sent transcript says what the recording says (speech recognition of a sample
+    of the patient's speech against the transcript's words; no word is quoted)."""
+
+    ran: bool = Field(..., examples=[True])
+    reason: str | None = Field(
+        None, examples=["no audio came with the transcript"], description="why the check did not run or judge"
+    )
+    seconds_heard: float | None = Field(None, ge=0, examples=[30.0], description="seconds of speech recognised")
+    words_heard: int | None = Field(None, ge=0, examples=[84])
+    agreement: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        examples=[0.78],
+        description="share of the heard words found in the transcript in runs of two or more, in order",
+    )
+    min_agreement: float | None = Field(None, ge=0, le=1, examples=[0.25], description="the setting it is held to")
+    matches: bool | None = Field(
+        None, examples=[True], description="false: the transcript was left out; null: not judged (see reason)"
+    )
+
+
 class ModalityReport(BaseModel):
     used: bool = Field(..., examples=[True])
     reason: str | None = Field(None, examples=["no audio given"], description="why the modality was not used")
@@ -148,6 +172,9 @@ class ModalityReport(BaseModel):
         None,
         description="text only, with return_transcript=true and source 'speech recognition': the patient's "
         "recognised turns. Returned to the caller, never logged or stored",
+    )
+    check: TranscriptCheckReport | None = Field(
+        None, description="text only, for a sent transcript: whether it says what the recording says"
     )
 
 

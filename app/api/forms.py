@@ -32,6 +32,7 @@ OPTION_BYTES = {
     "participant_channel": 16,
     "include_timeline": 16,
     "return_transcript": 16,
+    "check_transcript": 16,
     "model_version": 32,
 }
 

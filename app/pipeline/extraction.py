@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from app.answer.schema import Candidate, ModalityReport, RecognisedSegment, Selection, SpeakersReport
+from app.answer.schema import (
+    Candidate,
+    ModalityReport,
+    RecognisedSegment,
+    Selection,
+    SpeakersReport,
+    TranscriptCheckReport,
+)
 from app.config import Settings
 from app.contract import MODALITIES, AudioSpec, FeatureSpec
 from app.errors import (
@@ -41,6 +48,7 @@ from app.model_store import text_encoder_dir
 from app.probe import MediaInfo, probe
 from app.runtime import RuntimeConfig
 from app.speech import hearing
+from app.speech.agreement import agreement, judge, normalised_words
 from app.speech.live import LiveWords, hear_new_speech
 from app.speech.sources import participant_source
 from app.speech.voices import SAMPLE_RATE as SPEECH_RATE
@@ -58,6 +66,8 @@ class InputLimits:
     min_speech_seconds: float
     min_transcript_words: int
     max_transcript_bytes: int
+    transcript_check_seconds: float
+    transcript_check_min_share: float
     max_frame_pixels: int
     max_streams: int
 
@@ -71,6 +81,8 @@ class InputLimits:
             min_speech_seconds=settings.min_speech_seconds,
             min_transcript_words=settings.min_transcript_words,
             max_transcript_bytes=settings.max_transcript_bytes,
+            transcript_check_seconds=settings.transcript_check_seconds,
+            transcript_check_min_share=settings.transcript_check_min_share,
             max_frame_pixels=settings.max_frame_pixels,
             max_streams=settings.max_streams,
         )
@@ -93,6 +105,8 @@ class ExtractionJob:
     speaker_separation: bool = True  # the settings' switches for the speech stage's steps
     speech_recognition: bool = True
     return_transcript: bool = False  # the recognised words go back to the caller in the answer
+    # why a sent transcript is not checked against the recording (a setting, the request); None: it is
+    transcript_check_off: str | None = None
     visual_split: int = 1  # segments of the video analysed in parallel (the server was idle when it came)
     beside_visual: bool = False  # the audio and text stages run while the visual one does (idle server too)
     # a live session's video so far, already tracked as it came (LiveVideoJob results, in
@@ -226,6 +240,7 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
     text_details: dict[str, Any] = {}  # the transcript's dialect, encoding and speaker choice, on inputs.text
     speaker_choice: Selection | None = None
     transcript = None
+    check: TranscriptCheckReport | None = None  # does the sent transcript say what the recording says
     unlabelled: str | None = None  # a transcript without speakers: said unless separation labels it
     audio_expected = audio_info is not None or (video_info is not None and video_info.has_audio)
     if job.transcript is not None:
@@ -379,6 +394,21 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
                             "whose lines are whose: every line was taken as the participant's (the audio kept the "
                             "patient's voice only)"
                         )
+                if transcript is not None and utterances:
+                    with _stage(timings, "transcript_check"):
+                        check = _transcript_check(job, transcript, signal, heard, turns, models.speech)
+                    if check.matches is False:
+                        assert check.reason is not None
+                        reports["text"] = _absent(check.reason)
+                        warnings.append("the transcript was not used: " + check.reason)
+                        utterances, check.reason = [], None
+                        if turns and not heard.several_speakers:
+                            # its turns are not this recording's either
+                            turns, other_turns = [], []
+                            warnings.append(
+                                "the audio branch used all the speech in the recording: the transcript's turns "
+                                "were not used to tell the patient's apart"
+                            )
                 if heard.recognised:
                     utterances, text_reason = _recognised_utterances(heard, limits)
                     recognised = heard
@@ -445,6 +475,9 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
 
     if text_details:
         reports["text"] = reports["text"].model_copy(update=text_details)
+    if check is None and job.transcript is not None and not audio_expected and reports["text"].used:
+        check = TranscriptCheckReport(ran=False, reason="no recording came with the transcript to check it against")
+    reports["text"].check = check
     if recognised is not None and not reports["text"].used:
         reports["text"].source = "speech recognition"
     if visual_track is None and audio_track is None and text_track is None:
@@ -928,6 +961,38 @@ def _speech_stage(
         separation_skipped=separation_skipped,
         recognition_skipped=recognition_skipped,
         participant_speaker=option,
+    )
+
+
+def _transcript_check(
+    job: ExtractionJob,
+    transcript: Any,
+    signal: np.ndarray,
+    heard: hearing.Heard,
+    turns: list[tuple[float, float]],
+    models: hearing.SpeechModels,
+) -> TranscriptCheckReport:
+    """Whether the sent transcript says what the recording says: the patient's first seconds of
+    speech (separated turns, else the transcript's own turns, else the whole recording) heard by
+    speech recognition and matched against every line of the transcript (``app.speech.agreement``)."""
+    if job.transcript_check_off is not None:
+        return TranscriptCheckReport(ran=False, reason=job.transcript_check_off)
+    if models.recogniser is None:
+        return TranscriptCheckReport(ran=False, reason="the model store has no speech-to-text model")
+    limits = job.limits
+    whole = [(0.0, signal.shape[0] / hearing.SAMPLE_RATE)]
+    spans = heard.turns if heard.several_speakers else turns or whole
+    words, confidence, seconds = hearing.hear_sample(signal, models.recogniser, spans, limits.transcript_check_seconds)
+    found = agreement(words, normalised_words(u.text for u in transcript.utterances))
+    verdict = judge(found, confidence, seconds, limits.transcript_check_min_share, hearing.MIN_RECOGNITION_CONFIDENCE)
+    return TranscriptCheckReport(
+        ran=True,
+        reason=verdict.reason,
+        seconds_heard=round(seconds, 1),
+        words_heard=found.heard_words,
+        agreement=round(found.share, 3),
+        min_agreement=limits.transcript_check_min_share,
+        matches=verdict.matches,
     )
 
 

@@ -47,6 +47,11 @@ class PredictOptions(BaseModel):
         False,
         description="return the words speech recognition heard (inputs.text.transcript); never logged or stored",
     )
+    check_transcript: bool = Field(
+        True,
+        description="with a transcript and audio: hear a sample of the patient's speech and leave the transcript "
+        "out if it does not say what the recording says (inputs.text.check); false: trust the transcript",
+    )
     model_version: int | None = Field(
         None, ge=1, le=2**31 - 1, description="fusion model version; the served one when unset"
     )

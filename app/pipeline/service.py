@@ -41,7 +41,7 @@ from app.pipeline.extraction import (
     WorkerJob,
     WorkerResult,
 )
-from app.pipeline.interview import MEDIA_FIELDS, Interview, Receive, parse_options
+from app.pipeline.interview import MEDIA_FIELDS, Interview, PredictOptions, Receive, parse_options
 from app.speech.live import LiveWords
 from app.speech.sources import CHANNEL_NAMES
 from app.upload import private_folder
@@ -171,6 +171,18 @@ class Pipeline:
         """The uploads into ``folder`` (caps: 413), then checked (400, 415, 422) before any work."""
         return self._interview(await receive(folder), request_id, started)
 
+    def _transcript_check_off(self, options: PredictOptions, speech_stage: bool) -> str | None:
+        """Why a sent transcript is not checked against the recording; None: it is."""
+        if not options.check_transcript:
+            return "check_transcript=false was sent"
+        if not speech_stage:
+            return "running estimates do not check the transcript; the final answer does"
+        if self.settings.transcript_check == "off":
+            return "the transcript check is off (setting transcript_check)"
+        if self.settings.speech_recognition == "off":
+            return "speech recognition is off (setting speech_recognition)"
+        return None
+
     def _interview(
         self,
         form: ReceivedForm,
@@ -206,6 +218,7 @@ class Pipeline:
             speaker_separation=speech_stage and self.settings.speaker_separation == "auto",
             speech_recognition=speech_stage and self.settings.speech_recognition == "auto",
             return_transcript=options.return_transcript,
+            transcript_check_off=self._transcript_check_off(options, speech_stage),
             # both cores for one interview only while it is the only one: under load, one each
             visual_split=self.settings.visual_split if idle else 1,
             beside_visual=idle,

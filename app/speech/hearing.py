@@ -38,6 +38,7 @@ from app.features.transcript import Utterance, is_question, word_count
 from app.model_store import MODEL_FILE, speech_to_text_dir
 from app.runtime import ModelRuntime, RuntimeConfig
 from app.speech import turns as speaker_turns_module
+from app.speech.agreement import normalised_words
 from app.speech.recognition import SpeechRecogniser
 from app.speech.sources import SPEECH_LEAD
 from app.speech.voices import load_voice_encoder, voice_encoder_dir
@@ -341,3 +342,31 @@ def label_utterances(utterances: Sequence[Utterance], heard: Heard) -> list[Utte
         who = label(int(np.argmax(overlap))) if overlap.max() > 0 else None
         out.append(Utterance(text=u.text, start_s=u.start_s, end_s=u.end_s, speaker=who))
     return out
+
+
+def hear_sample(
+    signal: np.ndarray, recogniser: SpeechRecogniser, spans: Sequence[Span], sample_s: float
+) -> tuple[list[str], float, float]:
+    """The words of the first ``sample_s`` seconds of ``spans`` (the patient's turns, or the
+    whole recording when they are unknown), their mean token probability and the seconds heard:
+    what the transcript check holds a sent transcript against."""
+    picked: list[Span] = []
+    covered = 0.0
+    for start, end in spans:
+        remaining = sample_s - covered
+        if remaining < MIN_RECOGNISED_TURN_S:  # also ends a float residue of the sum, never a negative span
+            break
+        if end - start < MIN_RECOGNISED_TURN_S:
+            continue
+        end = min(end, start + remaining)
+        picked.append((start, end))
+        covered += end - start
+    pieces = recogniser.transcribe_segments(signal, picked) if picked else []
+    tokens, weighted = 0, 0.0
+    texts = []
+    for piece in pieces:
+        texts.append(piece.text)
+        if piece.recognised.confidence is not None:
+            tokens += piece.recognised.tokens
+            weighted += piece.recognised.confidence * piece.recognised.tokens
+    return normalised_words(texts), (weighted / tokens if tokens else 0.0), covered

@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from app.pipeline.extraction import ExtractionModels
+from app.speech.agreement import normalised_words
 from tests.api.helpers import valid_answer
-from tests.asr_clips import word_error_rate
-from tests.dialects import Turn, whisper_json
+from tests.asr_clips import SENTENCES, word_error_rate
+from tests.dialects import Turn, daic_tsv, whisper_json
 from tests.interviews import PATIENT, SpokenInterview, interview
 from tests.media import write_audio
 from tests.routes.conftest import in_process
@@ -171,3 +172,59 @@ def test_an_untimed_transcript_without_speakers_cannot_be_aligned_and_says_why(
     assert "every line was taken as the participant's" in why
     # the audio still kept the patient's voice only
     assert answer.inputs.speakers.count == 2 and answer.inputs.audio.quality["participant_only"] == 1.0
+
+
+def _labelled_transcript(spoken: SpokenInterview, answers: list[str] | None = None) -> tuple[str, bytes]:
+    """The interview as a timed, speaker-labelled transcript; ``answers`` replace the patient's lines."""
+    answers = iter(answers) if answers is not None else None
+    turns = []
+    for (start, end, who), text in zip(spoken.turns, spoken.said, strict=True):
+        if who == PATIENT and answers is not None:
+            text = next(answers)
+        turns.append(Turn(start, end, "Participant" if who == PATIENT else "Ellie", text))
+    return "session.tsv", daic_tsv(turns).encode()
+
+
+def test_a_sent_transcript_is_checked_against_what_the_recording_says(
+    app_client: TestClient, recording: tuple[SpokenInterview, bytes]
+) -> None:
+    spoken, audio = recording
+    response = _post(app_client, audio, _labelled_transcript(spoken))
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"audio", "text"})
+    check = answer.inputs.text.check
+    assert check is not None and check.ran and check.matches is True and check.reason is None
+    assert check.agreement >= 0.5 and check.words_heard >= 20 and 0 < check.seconds_heard <= 30.0
+    assert check.min_agreement == 0.25 and answer.timings_ms["transcript_check"] > 0
+    # the transcript's own participant turns were heard: no separation ran
+    assert answer.inputs.speakers.separated is False
+
+
+def test_another_sessions_transcript_is_left_out_and_said_why_without_quoting_it(
+    app_client: TestClient, recording: tuple[SpokenInterview, bytes]
+) -> None:
+    spoken, audio = recording
+    # same questions, same times, another patient's answers (sentences the recording never says)
+    others = [
+        f"{SENTENCES[12 + (2 * k) % 10]} {SENTENCES[13 + (2 * k) % 10]}" for k in range(len(spoken.spans(PATIENT)))
+    ]
+    response = _post(app_client, audio, _labelled_transcript(spoken, others))
+    assert response.status_code == 200, response.text
+    answer = valid_answer(response.json(), used={"audio"})
+    text = answer.inputs.text
+    assert not text.used and text.reason.startswith("the transcript does not say what the recording says")
+    assert text.check.ran and text.check.matches is False and text.check.agreement < 0.25
+    assert any(w.startswith("the transcript was not used: the transcript does not say") for w in answer.warnings)
+    # its turns were not trusted either: the audio branch heard the whole recording
+    assert answer.inputs.audio.quality["participant_only"] == 0.0
+    # no three words of either the transcript or the recording in a row anywhere in the answer
+    body = " ".join(normalised_words([response.text]))
+    for line in [*others, *spoken.said]:
+        words = normalised_words([line])
+        assert not [run for run in zip(words, words[1:], words[2:], strict=False) if " ".join(run) in body]
+    # the caller who knows better turns the check off for the request
+    trusted = _post(app_client, audio, _labelled_transcript(spoken, others), check_transcript="false")
+    assert trusted.status_code == 200, trusted.text
+    answer = valid_answer(trusted.json(), used={"audio", "text"})
+    assert answer.inputs.text.check.ran is False
+    assert answer.inputs.text.check.reason == "check_transcript=false was sent"
