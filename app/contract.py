@@ -263,6 +263,11 @@ class Calibration(_Strict):
     """
 
     method: str = "split-conformal, normalised by the predicted SD; isotonic P(total >= cutoff)"
+    # what the score |true - predicted| is divided by: the answer's predicted SD (versions 3 and 4),
+    # or nothing (version 5 on), so the interval's width depends on the subset and the evidence
+    # alone and is never narrower for less of the same interview (the predicted SD of a short
+    # input is the spread of fewer windows, often smaller than a longer input's)
+    scale: Literal["predicted_sd", "none"] = "predicted_sd"
     levels: tuple[float, ...]
     evidence_edges_s: tuple[float, ...]
     quantiles: dict[str, tuple[tuple[float, ...], ...]]  # subset -> [bucket][level] -> quantile

@@ -92,6 +92,35 @@ def test_intervals_widen_as_evidence_shrinks_and_are_clipped_to_the_scale() -> N
     assert low == 0.0 and high > 1.0
 
 
+def test_less_evidence_is_never_narrower_whatever_the_predicted_sd_of_each_answer() -> None:
+    """The same interview cut shorter has fewer windows, so its predicted SD (their spread) is
+    often smaller: the width must follow the evidence alone, as a scale-free calibration makes it."""
+    data = _population(6000, seed=7)
+    data["sd"] = np.random.default_rng(8).uniform(0.5, 4.0, data["true"].size)
+    free, scaled = _fit(data), fit_calibration(
+        data["predicted"], data["sd"], data["true"], data["evidence"], list(data["subsets"]),
+        np.full(data["true"].size, 0.5), 10.0, participants=data["true"].size, source="test", scale="predicted_sd",
+    )  # fmt: skip
+    assert free.scale == "none" and "absolute error" in free.method and scaled.scale == "predicted_sd"
+    short_sd, long_sd = 0.5, 4.0  # a short input answered more surely than its whole
+    unbounded = (-1e9, 1e9)
+
+    def widths(calibration: Calibration) -> tuple[float, float]:
+        short = calibrated_interval(calibration, "audio", 10.0, 0.9, 12.0, short_sd, unbounded)
+        whole = calibrated_interval(calibration, "audio", 300.0, 0.9, 12.0, long_sd, unbounded)
+        return short[1] - short[0], whole[1] - whole[0]
+
+    short, whole = widths(free)
+    assert short > whole
+    # scaled by the SD, the same two answers come out the wrong way round
+    short, whole = widths(scaled)
+    assert short < whole
+    # a manifest written before the field existed keeps its SD scaling
+    stored = json.loads(scaled.model_dump_json())
+    del stored["scale"]
+    assert Calibration.model_validate(stored).scale == "predicted_sd"
+
+
 def test_an_uncalibrated_subset_or_level_gives_none() -> None:
     calibration = _fit(_population(600, seed=4))
     assert interval_quantile(calibration, "visual", 100.0, 0.9) is None

@@ -1,6 +1,6 @@
 """Refit a shipped synthetic model's calibration, without retraining it.
 
-    python -m training.recalibrate --model model_store/fusion/4
+    python -m training.recalibrate --model model_store/fusion/5
 
 rebuilds the training run's corpus from its manifest (seed and split sizes; cached features
 are reused), answers the same calibration participants as training did (the validation split

@@ -553,11 +553,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--steadiness-centre", type=float, default=0.0,
-        help="face steadiness in the gate: sigmoid((this - roughness) / 0.05); 0: off (version 4); tried: 0.8",
+        help="face steadiness in the gate: sigmoid((this - roughness) / 0.05); 0: off (version 4); version 5: 0.8",
     )
     parser.add_argument(
         "--consensus-scale", type=float, default=0.0,
-        help="agreement in the gate: 1 / (1 + (gap to the others' estimate / this) ** 2); 0: off (version 4); tried 4",
+        help="agreement in the gate: 1 / (1 + (gap to the others' estimate / this) ** 2); 0: off (v4); v5: 4",
     )
     parser.add_argument("--quality-floor", type=float, default=1.0, help="the quality gate's smallest exponent")
     parser.add_argument(

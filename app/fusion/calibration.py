@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -132,6 +133,19 @@ def monotone_quantiles(groups: list[np.ndarray], levels: Sequence[float]) -> lis
     return table
 
 
+METHODS = {
+    "predicted_sd": "split-conformal, normalised by the predicted SD; isotonic P(total >= cutoff)",
+    "none": "split-conformal on the absolute error per subset and evidence bucket; isotonic P(total >= cutoff)",
+}
+
+
+def score_scale(scale: Literal["predicted_sd", "none"], predicted_sd: np.ndarray) -> np.ndarray:
+    """What a conformal score divides the absolute error by (and the interval multiplies back)."""
+    if scale == "none":
+        return np.ones_like(predicted_sd)
+    return np.maximum(predicted_sd, MIN_SD)
+
+
 def fit_calibration(
     predicted: np.ndarray,
     predicted_sd: np.ndarray,
@@ -145,12 +159,14 @@ def fit_calibration(
     levels: Sequence[float] = DEFAULT_LEVELS,
     edges: Sequence[float] = DEFAULT_EVIDENCE_EDGES_S,
     whole: np.ndarray | None = None,
+    scale: Literal["predicted_sd", "none"] = "none",
 ) -> Calibration:
     """The calibration of held-out answers: one row per (participant, subset, input length), from
     ``participants`` distinct people. ``whole`` marks the rows that are whole interviews (the
-    others: shortened copies); a bucket with MIN_WHOLE of them is calibrated on them alone."""
+    others: shortened copies); a bucket with MIN_WHOLE of them is calibrated on them alone.
+    ``scale``: what each score is divided by (``Calibration.scale``)."""
     predicted, true = np.asarray(predicted, np.float64), np.asarray(true, np.float64)
-    scores = np.abs(true - predicted) / np.maximum(np.asarray(predicted_sd, np.float64), MIN_SD)
+    scores = np.abs(true - predicted) / score_scale(scale, np.asarray(predicted_sd, np.float64))
     buckets = bucket(np.asarray(evidence_s, np.float64), edges)
     names = np.asarray(subsets)
     quantiles: dict[str, tuple[tuple[float, ...], ...]] = {}
@@ -173,6 +189,8 @@ def fit_calibration(
         if min(np.count_nonzero(positive[mine]), np.count_nonzero(~positive[mine])) >= MIN_CURVE_CLASS:
             subset_curves[subset] = isotonic_curve(p_raw[mine], positive[mine])
     return Calibration(
+        method=METHODS[scale],
+        scale=scale,
         levels=tuple(levels),
         evidence_edges_s=tuple(edges),
         quantiles=quantiles,
@@ -208,7 +226,7 @@ def calibrated_interval(
     q = interval_quantile(calibration, subset, evidence_s, level)
     if q is None:
         return None
-    half = q * max(total_sd, MIN_SD)
+    half = q * float(score_scale(calibration.scale, np.float64(total_sd)))
     return max(bounds[0], total - half), min(bounds[1], total + half)
 
 
