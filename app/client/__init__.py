@@ -59,6 +59,7 @@ class InterviewForm(TypedDict, total=False):
     participant_speaker: str | None
     include_timeline: bool
     return_transcript: bool
+    trust_transcript: bool  # true: the server does not check the transcript against the recording
     model_version: int | None
 
 
@@ -436,6 +437,8 @@ def build_form(**form: Unpack[InterviewForm]) -> MultipartForm:
         fields["include_timeline"] = "false"  # the server's default is true
     if form.get("return_transcript"):
         fields["return_transcript"] = "true"
+    if form.get("trust_transcript"):
+        fields["check_transcript"] = "false"  # the server's default is true
     if model_version is not None:
         fields["model_version"] = str(model_version)
     return MultipartForm(fields, files)

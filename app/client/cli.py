@@ -180,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--transcript", metavar="PATH", help="text, WebVTT, SRT, DAIC-WOZ TSV, E-DAIC CSV, JSON")
     inputs.add_argument("--transcript-text", metavar="TEXT", help="the transcript itself ('-': read standard input)")
     inputs.add_argument("--participant-speaker", metavar="LABEL", help="the patient's speaker label in the transcript")
+    inputs.add_argument(
+        "--trust-transcript",
+        action="store_true",
+        help="do not let the server check the transcript against the recording (check_transcript=false)",
+    )
     inputs.add_argument("--model-version", type=int, metavar="N", help="require this served model version")
     output = predict.add_argument_group("output")
     output.add_argument("--no-timeline", action="store_true", help="ask for no per-window timeline")
@@ -332,6 +337,7 @@ def _predict(args: argparse.Namespace, client: PhqClient, stdout: TextIO, stderr
         "participant_speaker": args.participant_speaker,
         "include_timeline": not args.no_timeline,
         "return_transcript": args.return_transcript,
+        "trust_transcript": args.trust_transcript,
         "model_version": args.model_version,
     }
     status = StatusLine(stderr, enabled=not args.quiet and stderr.isatty())

@@ -329,6 +329,14 @@ def test_the_streamed_body_has_its_declared_length(tmp_path: Path) -> None:
     assert body.endswith(f"--{form.boundary}--\r\n".encode())
 
 
+def test_check_transcript_false_is_sent_only_when_the_transcript_is_trusted(tmp_path: Path) -> None:
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"x" * 1000)
+    trusted = b"".join(build_form(audio=audio, transcript_text="hello", trust_transcript=True).chunks())
+    assert b'name="check_transcript"\r\n\r\nfalse\r\n' in trusted
+    assert b"check_transcript" not in b"".join(build_form(audio=audio, transcript_text="hello").chunks())
+
+
 def test_return_transcript_is_sent_only_when_asked_for(tmp_path: Path) -> None:
     audio = tmp_path / "a.wav"
     audio.write_bytes(b"x" * 1000)
