@@ -248,6 +248,14 @@ class NetworkConfig(_Strict):
     consensus_scale: float | None = Field(None, gt=0)
 
 
+# what a conformal score |true - predicted| is divided by (Calibration.scale), and the method each names
+CalibrationScale = Literal["predicted_sd", "none"]
+CALIBRATION_METHODS: dict[str, str] = {
+    "predicted_sd": "split-conformal, normalised by the predicted SD; isotonic P(total >= cutoff)",
+    "none": "split-conformal on the absolute error per subset and evidence bucket; isotonic P(total >= cutoff)",
+}
+
+
 class Calibration(_Strict):
     """How the served uncertainty was calibrated on held-out (validation) participants
     (``app.fusion.calibration``; the method and its assumptions in the README).
@@ -262,12 +270,12 @@ class Calibration(_Strict):
     held enough people on both sides of the cut-off for one (subsets are miscalibrated differently).
     """
 
-    method: str = "split-conformal, normalised by the predicted SD; isotonic P(total >= cutoff)"
+    method: str = CALIBRATION_METHODS["predicted_sd"]
     # what the score |true - predicted| is divided by: the answer's predicted SD (versions 3 and 4),
     # or nothing (version 5 on), so the interval's width depends on the subset and the evidence
     # alone and is never narrower for less of the same interview (the predicted SD of a short
     # input is the spread of fewer windows, often smaller than a longer input's)
-    scale: Literal["predicted_sd", "none"] = "predicted_sd"
+    scale: CalibrationScale = "predicted_sd"
     levels: tuple[float, ...]
     evidence_edges_s: tuple[float, ...]
     quantiles: dict[str, tuple[tuple[float, ...], ...]]  # subset -> [bucket][level] -> quantile

@@ -181,14 +181,9 @@ def main() -> None:
             args.data, manifest.features, encoder_dir, args.cache or Path(".build/daic"), args.workers
         )
     else:
-        from training.data import load_windows
-        from training.synth.corpus import build_corpus
-        from training.synth.participants import draw_participants
-
-        people = draw_participants(args.participants, seed=args.seed, first_pid=1_000_000)
         cache = args.cache or Path(".build/corpus")
-        paths = build_corpus(people, args.seed, manifest.features, encoder_dir, cache, args.workers)
-        splits = {"synthetic": load_windows(paths, manifest.features)}
+        windows = synthetic_windows(args.participants, args.seed, manifest.features, encoder_dir, cache, args.workers)
+        splits = {"synthetic": windows}
     report = evaluation_report(
         args.model / manifest.model_file, splits, manifest.features, manifest.semantics, train_mean,
         manifest.calibration,
@@ -204,6 +199,19 @@ def main() -> None:
         print(format_table(report["robustness"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def synthetic_windows(
+    participants: int, seed: int, features: FeatureSpec, encoder_dir: Path, cache: Path, workers: int
+) -> WindowSet:
+    """A fresh synthetic draw of ``participants`` held-out people (``seed``: never the training
+    seed) as windows, its features cached under ``cache``."""
+    from training.data import load_windows
+    from training.synth.corpus import build_corpus
+    from training.synth.participants import draw_participants
+
+    people = draw_participants(participants, seed=seed, first_pid=1_000_000)
+    return load_windows(build_corpus(people, seed, features, encoder_dir, cache, workers), features)
 
 
 def corpus_splits(

@@ -24,7 +24,7 @@ from app.contract import Calibration, FusionManifest
 from app.fusion.calibration import calibrated_interval
 from app.model_store import served_model_dir, text_encoder_dir
 from training.calibrate import Answers, answer_all
-from training.evaluate import onnx_runner
+from training.evaluate import onnx_runner, synthetic_windows
 
 TRUNCATIONS = (10.0, 60.0, None)
 
@@ -63,15 +63,9 @@ def main() -> None:
     args = parser.parse_args()
     model = args.model or served_model_dir()
 
-    from training.data import load_windows
-    from training.synth.corpus import build_corpus
-    from training.synth.participants import draw_participants
-
     manifest = FusionManifest.load(model / "manifest.json")
-    people = draw_participants(args.participants, seed=args.seed, first_pid=1_000_000)
     encoder = text_encoder_dir(model.parent.parent, manifest.features)
-    paths = build_corpus(people, args.seed, manifest.features, encoder, args.cache, args.workers)
-    windows = load_windows(paths, manifest.features)
+    windows = synthetic_windows(args.participants, args.seed, manifest.features, encoder, args.cache, args.workers)
     answers = answer_all(
         onnx_runner(model / manifest.model_file), windows, manifest.features, manifest.semantics, TRUNCATIONS
     )

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 import numpy as np
 
-from app.contract import MODALITIES, SEVERITY_BANDS, Calibration, FeatureSpec
+from app.contract import CALIBRATION_METHODS, MODALITIES, SEVERITY_BANDS, Calibration, CalibrationScale, FeatureSpec
 
 # the predicted SD never counts as less than this in the score (total points): a model sure of
 # a wrong answer must still get a usable interval
@@ -133,13 +132,7 @@ def monotone_quantiles(groups: list[np.ndarray], levels: Sequence[float]) -> lis
     return table
 
 
-METHODS = {
-    "predicted_sd": "split-conformal, normalised by the predicted SD; isotonic P(total >= cutoff)",
-    "none": "split-conformal on the absolute error per subset and evidence bucket; isotonic P(total >= cutoff)",
-}
-
-
-def score_scale(scale: Literal["predicted_sd", "none"], predicted_sd: np.ndarray) -> np.ndarray:
+def score_scale(scale: CalibrationScale, predicted_sd: np.ndarray) -> np.ndarray:
     """What a conformal score divides the absolute error by (and the interval multiplies back)."""
     if scale == "none":
         return np.ones_like(predicted_sd)
@@ -159,7 +152,7 @@ def fit_calibration(
     levels: Sequence[float] = DEFAULT_LEVELS,
     edges: Sequence[float] = DEFAULT_EVIDENCE_EDGES_S,
     whole: np.ndarray | None = None,
-    scale: Literal["predicted_sd", "none"] = "none",
+    scale: CalibrationScale = "none",
 ) -> Calibration:
     """The calibration of held-out answers: one row per (participant, subset, input length), from
     ``participants`` distinct people. ``whole`` marks the rows that are whole interviews (the
@@ -189,7 +182,7 @@ def fit_calibration(
         if min(np.count_nonzero(positive[mine]), np.count_nonzero(~positive[mine])) >= MIN_CURVE_CLASS:
             subset_curves[subset] = isotonic_curve(p_raw[mine], positive[mine])
     return Calibration(
-        method=METHODS[scale],
+        method=CALIBRATION_METHODS[scale],
         scale=scale,
         levels=tuple(levels),
         evidence_edges_s=tuple(edges),

@@ -396,12 +396,11 @@ def extract(job: ExtractionJob, models: ExtractionModels) -> Extracted:
                         )
                 if transcript is not None and utterances:
                     with _stage(timings, "transcript_check"):
-                        check = _transcript_check(job, transcript, signal, heard, turns, models.speech)
-                    if check.matches is False:
-                        assert check.reason is not None
-                        reports["text"] = _absent(check.reason)
-                        warnings.append("the transcript was not used: " + check.reason)
-                        utterances, check.reason = [], None
+                        check, left_out = _transcript_check(job, transcript, signal, heard, turns, models.speech)
+                    if left_out is not None:
+                        reports["text"] = _absent(left_out)
+                        warnings.append("the transcript was not used: " + left_out)
+                        utterances = []
                         if turns and not heard.several_speakers:
                             # its turns are not this recording's either
                             turns, other_turns = [], []
@@ -775,7 +774,7 @@ def hear_live_speech(job: LiveSpeechJob, speech: hearing.SpeechModels) -> LiveWo
     import wave
 
     if speech.recogniser is None:
-        raise RuntimeError("the model store has no speech-to-text model")
+        raise RuntimeError(hearing.NO_RECOGNISER)
     with wave.open(str(job.audio), "rb") as wav:  # the header is kept valid as the file grows
         wav.setpos(job.first_sample)
         pcm = wav.readframes(job.end_sample - job.first_sample)
@@ -971,29 +970,31 @@ def _transcript_check(
     heard: hearing.Heard,
     turns: list[tuple[float, float]],
     models: hearing.SpeechModels,
-) -> TranscriptCheckReport:
+) -> tuple[TranscriptCheckReport, str | None]:
     """Whether the sent transcript says what the recording says: the patient's first seconds of
     speech (separated turns, else the transcript's own turns, else the whole recording) heard by
-    speech recognition and matched against every line of the transcript (``app.speech.agreement``)."""
+    speech recognition and matched against every line of the transcript (``app.speech.agreement``).
+    The report, and why the transcript is left out (None: it is kept)."""
     if job.transcript_check_off is not None:
-        return TranscriptCheckReport(ran=False, reason=job.transcript_check_off)
+        return TranscriptCheckReport(ran=False, reason=job.transcript_check_off), None
     if models.recogniser is None:
-        return TranscriptCheckReport(ran=False, reason="the model store has no speech-to-text model")
+        return TranscriptCheckReport(ran=False, reason=hearing.NO_RECOGNISER), None
     limits = job.limits
     whole = [(0.0, signal.shape[0] / hearing.SAMPLE_RATE)]
     spans = heard.turns if heard.several_speakers else turns or whole
     words, confidence, seconds = hearing.hear_sample(signal, models.recogniser, spans, limits.transcript_check_seconds)
     found = agreement(words, normalised_words(u.text for u in transcript.utterances))
     verdict = judge(found, confidence, seconds, limits.transcript_check_min_share, hearing.MIN_RECOGNITION_CONFIDENCE)
-    return TranscriptCheckReport(
+    report = TranscriptCheckReport(
         ran=True,
-        reason=verdict.reason,
+        reason=verdict.reason if verdict.matches is None else None,  # a rejection's reason is the text's
         seconds_heard=round(seconds, 1),
         words_heard=found.heard_words,
         agreement=round(found.share, 3),
         min_agreement=limits.transcript_check_min_share,
         matches=verdict.matches,
     )
+    return report, verdict.reason if verdict.matches is False else None
 
 
 def _speakers_report(heard: hearing.Heard) -> SpeakersReport:

@@ -39,7 +39,7 @@ from app.model_store import MODEL_FILE, speech_to_text_dir
 from app.runtime import ModelRuntime, RuntimeConfig
 from app.speech import turns as speaker_turns_module
 from app.speech.agreement import normalised_words
-from app.speech.recognition import SpeechRecogniser
+from app.speech.recognition import SpeechRecogniser, TimedText
 from app.speech.sources import SPEECH_LEAD
 from app.speech.voices import load_voice_encoder, voice_encoder_dir
 
@@ -59,6 +59,7 @@ MIN_RECOGNISED_TURN_S = 0.5
 # words are not scored as the patient's (generated interviews: a patient's answers score 0.0,
 # one voice asking and answering 0.5, an interviewer reading questions 0.94)
 INTERVIEWER_QUESTION_SHARE = 0.75
+NO_RECOGNISER = "the model store has no speech-to-text model"
 MIN_JUDGED_TURNS = 4
 
 
@@ -152,7 +153,7 @@ def hear(
     if separation_skipped is None and models.voice_encoder is None:
         separation_skipped = "the model store has no voice encoder"
     if recognition_skipped is None and models.recogniser is None:
-        recognition_skipped = "the model store has no speech-to-text model"
+        recognition_skipped = NO_RECOGNISER
     heard = Heard(separation_skipped=separation_skipped, recognition_skipped=recognition_skipped)
     if separation_skipped is None:
         assert models.voice_encoder is not None
@@ -298,27 +299,29 @@ def check_interviewer(signal: np.ndarray, heard: Heard, recogniser: SpeechRecogn
     )
 
 
+def mean_token_confidence(pieces: Sequence[TimedText]) -> float:
+    """The token-weighted mean probability of recognised pieces (0 when none has tokens)."""
+    scored = [p.recognised for p in pieces if p.recognised.confidence is not None]
+    tokens = sum(r.tokens for r in scored)
+    return sum(r.confidence * r.tokens for r in scored) / tokens if tokens else 0.0
+
+
 def recognise(signal: np.ndarray, heard: Heard, recogniser: SpeechRecogniser) -> None:
     """Step 3: the patient's turns through speech-to-text, into ``heard.utterances``."""
     started = time.perf_counter()
     spans = [(s, e) for s, e in heard.turns if e - s >= MIN_RECOGNISED_TURN_S]
     pieces = recogniser.transcribe_segments(signal, spans) if spans else []
     speaker = label(heard.participant) if heard.participant is not None else None
-    tokens, weighted, capped = 0, 0.0, 0
-    for piece in pieces:
-        text = piece.text.strip()
-        if not text:
-            continue
-        heard.utterances.append(Utterance(text=text, start_s=piece.start_s, end_s=piece.end_s, speaker=speaker))
-        rec = piece.recognised
-        if rec.confidence is not None:
-            tokens += rec.tokens
-            weighted += rec.confidence * rec.tokens
-        capped += int(rec.capped)
+    said = [piece for piece in pieces if piece.text.strip()]
+    for piece in said:
+        heard.utterances.append(
+            Utterance(text=piece.text.strip(), start_s=piece.start_s, end_s=piece.end_s, speaker=speaker)
+        )
+    capped = sum(int(piece.recognised.capped) for piece in said)
     heard.recognition = {
         "segments": float(len(heard.utterances)),
         "words": float(sum(word_count(u.text) for u in heard.utterances)),
-        "confidence": round(weighted / tokens, 4) if tokens else 0.0,
+        "confidence": round(mean_token_confidence(said), 4),
         "seconds": round(float(sum(e - s for s, e in spans)), 2),
     }
     if capped:
@@ -362,11 +365,4 @@ def hear_sample(
         picked.append((start, end))
         covered += end - start
     pieces = recogniser.transcribe_segments(signal, picked) if picked else []
-    tokens, weighted = 0, 0.0
-    texts = []
-    for piece in pieces:
-        texts.append(piece.text)
-        if piece.recognised.confidence is not None:
-            tokens += piece.recognised.tokens
-            weighted += piece.recognised.confidence * piece.recognised.tokens
-    return normalised_words(texts), (weighted / tokens if tokens else 0.0), covered
+    return normalised_words(p.text for p in pieces), mean_token_confidence(pieces), covered
